@@ -1,0 +1,1 @@
+"""The DE-ID layer: the privacy kernel between each hospital and the region."""

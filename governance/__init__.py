@@ -1,0 +1,1 @@
+"""Governance: roles and object permissions, sharing policies, retention, erasure, audit."""

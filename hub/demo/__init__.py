@@ -1,0 +1,1 @@
+"""Tooling for the local regional demo: the administrator account, seeded data."""

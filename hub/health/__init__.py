@@ -1,0 +1,1 @@
+"""Liveness and readiness of the hub and the services it depends on."""
