@@ -1,0 +1,110 @@
+"""Running replications: one at a time (for a Celery task) or many across processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import simpy
+from tqdm import tqdm
+
+from simulation.arrivals import replication_seed
+from simulation.engine import Model
+from simulation.params import RegionalScenario, Scenario
+from simulation.regional import DiversionPolicy, run_regional_replication
+from simulation.results import ReplicationResult, Results, collect, summarise
+from simulation.scenario import AnyScenario, Data, load_scenario
+
+ScenarioLike = str | Path | Data | AnyScenario
+
+
+def build_model(scenario: Scenario, replication: int = 0, seed: int = 1) -> Model:
+    """A ready-to-run model in its own environment (for callers that drive it)."""
+    env = simpy.Environment(initial_time=scenario.run.start_hour)
+    return Model(env, scenario, replication_seed(seed, replication))
+
+
+def run_replication(
+    scenario: ScenarioLike,
+    replication: int = 0,
+    seed: int = 1,
+    *,
+    keep_tables: bool = False,
+    policy: DiversionPolicy | None = None,
+) -> ReplicationResult:
+    """Run ONE replication. Its random streams come from
+    ``SeedSequence(seed).spawn(n)[replication]``, so replications can run anywhere
+    (processes here, a Celery group in the hub) and combine with :func:`summarise`."""
+    sc = load_scenario(scenario)
+    if isinstance(sc, RegionalScenario):
+        return run_regional_replication(sc, replication, seed, policy=policy)
+    model = build_model(sc, replication, seed)
+    model.env.run(until=sc.run.end)
+    return collect(
+        model, scenario=sc.name, replication=replication, seed=seed, keep_tables=keep_tables
+    )
+
+
+Task = tuple[AnyScenario, int, int, DiversionPolicy | None]
+
+
+def _run_task(task: Task) -> ReplicationResult:
+    scenario, replication, seed, policy = task
+    return run_replication(scenario, replication, seed, policy=policy)
+
+
+def default_processes() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_tasks(
+    tasks: Sequence[Task], processes: int | None = None, *, progress: bool | None = None
+) -> list[ReplicationResult]:
+    """Run many (scenario, replication, seed, policy) tasks, in parallel when asked."""
+    n = default_processes() if processes is None else processes
+    show = sys.stderr.isatty() if progress is None else progress
+    bar: Any = tqdm(total=len(tasks), disable=not show, unit="rep", leave=False)
+    try:
+        # A daemonic process (a Celery prefork worker) may not start children: run
+        # serially there; the hub fans replications out as tasks instead.
+        if n <= 1 or len(tasks) <= 1 or multiprocessing.current_process().daemon:
+            out = []
+            for t in tasks:
+                out.append(_run_task(t))
+                bar.update(1)
+            return out
+        # fork starts workers in milliseconds; spawn would re-import numpy, pandas and
+        # scipy in each (about a second apiece), a large share of a what-if's budget.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        ctx = multiprocessing.get_context(method)
+        with ProcessPoolExecutor(max_workers=min(n, len(tasks)), mp_context=ctx) as pool:
+            out = []
+            for r in pool.map(_run_task, tasks, chunksize=1):
+                out.append(r)
+                bar.update(1)
+            return out
+    finally:
+        bar.close()
+
+
+def run_scenario(
+    scenario: ScenarioLike,
+    replications: int = 30,
+    seed: int = 1,
+    processes: int | None = None,
+    *,
+    policy: DiversionPolicy | None = None,
+    progress: bool | None = None,
+) -> Results:
+    """Run ``replications`` independent replications and summarise them (means, 95% CIs).
+
+    ``processes=None`` uses every available core; ``1`` runs in this process.
+    """
+    sc = load_scenario(scenario)
+    tasks: list[Task] = [(sc, i, seed, policy) for i in range(replications)]
+    return summarise(run_tasks(tasks, processes, progress=progress))
