@@ -1,0 +1,115 @@
+"""The DE-ID layer's wire contracts, defined once: raw site records (in), de-identified
+regional records (out), signed envelopes, topic names and vocabularies.
+
+Site agents import the raw records and `raw_topic`; the hub imports the regional records,
+`verify_envelope` and `REGIONAL_TOPIC`. See docs/contracts.md.
+"""
+
+from deid.contracts._base import (
+    RECORD_TYPES,
+    Record,
+    decode_record,
+    new_event_id,
+    record_from_dict,
+    utcnow,
+)
+from deid.contracts._codec import DecodeError, canonical_json, format_utc, parse_utc
+from deid.contracts.envelope import (
+    EnvelopeError,
+    VerifiedEnvelope,
+    open_envelope,
+    peek_envelope,
+    seal_envelope,
+    sign_envelope,
+    verify_envelope,
+)
+from deid.contracts.raw import (
+    FeedStatus,
+    ForecastPoint,
+    PatientPHI,
+    PlainFlowEvent,
+    RawCensusSnapshot,
+    RawFlowEvent,
+    RawHeartbeat,
+    RawRecord,
+)
+from deid.contracts.regional import (
+    CensusRecord,
+    FlowRecord,
+    HeartbeatRecord,
+    RegionalFeedStatus,
+    RegionalForecastPoint,
+    RegionalRecord,
+)
+from deid.contracts.topics import (
+    CONTROL_TOPIC,
+    DEADLETTER_TOPIC,
+    REGIONAL_TOPIC,
+    held_topic,
+    raw_topic,
+    record_key,
+    site_deadletter_topic,
+)
+from deid.contracts.vocabulary import (
+    CAPACITY_GROUP,
+    EDXL_HAVE_BED_TYPE,
+    ArrivalMode,
+    Audience,
+    CapacityGroup,
+    DateGranularity,
+    FlowEventType,
+    PatientClass,
+    Sex,
+    UnitType,
+)
+
+__all__ = [
+    "CAPACITY_GROUP",
+    "CONTROL_TOPIC",
+    "DEADLETTER_TOPIC",
+    "EDXL_HAVE_BED_TYPE",
+    "RECORD_TYPES",
+    "REGIONAL_TOPIC",
+    "ArrivalMode",
+    "Audience",
+    "CapacityGroup",
+    "CensusRecord",
+    "DateGranularity",
+    "DecodeError",
+    "EnvelopeError",
+    "FeedStatus",
+    "FlowEventType",
+    "FlowRecord",
+    "ForecastPoint",
+    "HeartbeatRecord",
+    "PatientClass",
+    "PatientPHI",
+    "PlainFlowEvent",
+    "RawCensusSnapshot",
+    "RawFlowEvent",
+    "RawHeartbeat",
+    "RawRecord",
+    "Record",
+    "RegionalFeedStatus",
+    "RegionalForecastPoint",
+    "RegionalRecord",
+    "Sex",
+    "UnitType",
+    "VerifiedEnvelope",
+    "canonical_json",
+    "decode_record",
+    "format_utc",
+    "held_topic",
+    "new_event_id",
+    "open_envelope",
+    "parse_utc",
+    "peek_envelope",
+    "raw_topic",
+    "record_from_dict",
+    "record_key",
+    "seal_envelope",
+    "sign_envelope",
+    "site_deadletter_topic",
+    "utcnow",
+    "verify_envelope",
+]

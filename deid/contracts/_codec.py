@@ -1,0 +1,397 @@
+"""Typed JSON codec for the wire contracts: one description of each field drives decoding,
+encoding and the generated JSON Schema, so the three cannot disagree.
+
+Error messages name the field and the expected type, never the offending value: a raw record
+may hold PHI, and decode errors travel in dead-letter headers and logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+JSON = Any
+Decoder = Callable[[Any, str], Any]
+Encoder = Callable[[Any], Any] | None
+
+
+class DecodeError(ValueError):
+    """A payload does not match its contract. The message never includes field values."""
+
+
+_MISSING = object()
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib path is the spec
+    orjson = None  # type: ignore[assignment]
+
+
+def canonical_json(obj: Any) -> str:
+    """The canonical form that record hashes and signatures are computed over: keys sorted,
+    no insignificant whitespace, UTF-8 (non-ASCII kept as is), i.e. what
+    `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` writes.
+    orjson writes the same bytes 10x faster for every value the contracts carry (it differs
+    only in the exponent form of floats below 1e-4, which the transforms never emit: the only
+    floats released, forecast quantiles, are rounded to two decimals). For these value ranges
+    the form also coincides with RFC 8785 (JCS), so verifiers in other languages can
+    reproduce it."""
+    if orjson is not None:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
+    return _CANONICAL.encode(obj)
+
+
+def json_loads(data: bytes | str) -> Any:
+    """Parse JSON (orjson when installed: the worker parses every raw record)."""
+    if orjson is not None:
+        return orjson.loads(data)
+    return json.loads(data)
+
+
+def parse_utc(value: Any, path: str) -> datetime:
+    if type(value) is not str:
+        raise DecodeError(f"{path}: expected an ISO-8601 timestamp string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise DecodeError(f"{path}: not an ISO-8601 timestamp") from None
+    if parsed.tzinfo is None:
+        # A naive timestamp is ambiguous across sites and daylight-saving changes.
+        raise DecodeError(f"{path}: timestamp must carry a UTC offset")
+    return parsed.astimezone(UTC)
+
+
+def format_utc(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: the contracts carry UTC timestamps only")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _decode_str(value: Any, path: str) -> str:
+    if type(value) is not str:
+        raise DecodeError(f"{path}: expected a string")
+    return value
+
+
+def _decode_int(value: Any, path: str) -> int:
+    # bool is an int subclass in Python, but `true` is not a count.
+    if type(value) is not int:
+        raise DecodeError(f"{path}: expected an integer")
+    return value
+
+
+def _decode_float(value: Any, path: str) -> float:
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    raise DecodeError(f"{path}: expected a number")
+
+
+def _decode_bool(value: Any, path: str) -> bool:
+    if type(value) is not bool:
+        raise DecodeError(f"{path}: expected true or false")
+    return value
+
+
+def _decode_date(value: Any, path: str) -> date:
+    if type(value) is not str:
+        raise DecodeError(f"{path}: expected an ISO-8601 date string")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise DecodeError(f"{path}: not an ISO-8601 date") from None
+
+
+def _decode_any(value: Any, path: str) -> Any:
+    return value
+
+
+def _enum_decoder(cls: type[enum.Enum]) -> Decoder:
+    members = {m.value: m for m in cls}
+
+    def decode(value: Any, path: str) -> Any:
+        try:
+            return members[value]
+        except (KeyError, TypeError):
+            raise DecodeError(f"{path}: not one of the {cls.__name__} values") from None
+
+    return decode
+
+
+def _optional(inner: Decoder) -> Decoder:
+    def decode(value: Any, path: str) -> Any:
+        return None if value is None else inner(value, path)
+
+    return decode
+
+
+def _tuple_of(inner: Decoder) -> Decoder:
+    def decode(value: Any, path: str) -> tuple[Any, ...]:
+        if type(value) is not list:
+            raise DecodeError(f"{path}: expected an array")
+        return tuple([inner(item, f"{path}[{n}]") for n, item in enumerate(value)])
+
+    return decode
+
+
+def _mapping_of(inner: Decoder) -> Decoder:
+    def decode(value: Any, path: str) -> dict[str, Any]:
+        if type(value) is not dict:
+            raise DecodeError(f"{path}: expected an object")
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out[k] = inner(v, f"{path}.{k}")
+        return out
+
+    return decode
+
+
+def _dataclass_decoder(cls: type[Any]) -> Decoder:
+    def decode(value: Any, path: str) -> Any:
+        return cls.from_dict(value, path=path)
+
+    return decode
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+        raise TypeError(f"unsupported union {tp!r}")
+    return tp, False
+
+
+def decoder_for(tp: Any) -> Decoder:
+    inner, optional = _unwrap_optional(tp)
+    dec = _plain_decoder_for(inner)
+    return _optional(dec) if optional else dec
+
+
+def _plain_decoder_for(tp: Any) -> Decoder:
+    if tp is str:
+        return _decode_str
+    if tp is bool:
+        return _decode_bool
+    if tp is int:
+        return _decode_int
+    if tp is float:
+        return _decode_float
+    if tp is datetime:
+        return parse_utc
+    if tp is date:
+        return _decode_date
+    if tp is Any:
+        return _decode_any
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _enum_decoder(tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _dataclass_decoder(tp)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return _tuple_of(decoder_for(args[0]))
+    if origin is dict and args and args[0] is str:
+        return _mapping_of(decoder_for(args[1]))
+    raise TypeError(f"unsupported contract type {tp!r}")
+
+
+def encoder_for(tp: Any) -> Encoder:
+    """None means the value is already JSON as it is (str, int, float, bool, None, str-enum)."""
+    inner, optional = _unwrap_optional(tp)
+    enc = _plain_encoder_for(inner)
+    if enc is None or not optional:
+        return enc
+    plain = enc
+
+    def encode_optional(value: Any) -> Any:
+        return None if value is None else plain(value)
+
+    return encode_optional
+
+
+def _plain_encoder_for(tp: Any) -> Encoder:
+    if tp in (str, bool, int, float, Any):
+        return None
+    if tp is datetime:
+        return format_utc
+    if tp is date:
+        return date.isoformat
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        # StrEnum members are str: json.dumps writes their value without help.
+        return None if issubclass(tp, str) else (lambda v: v.value)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return lambda v: v.to_dict()
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is tuple:
+        item = encoder_for(args[0])
+        if item is None:
+            return list
+        item_enc = item
+        return lambda v: [item_enc(x) for x in v]
+    if origin is dict:
+        val = encoder_for(args[1])
+        if val is None:
+            return dict
+        val_enc = val
+        return lambda v: {k: val_enc(x) for k, x in v.items()}
+    raise TypeError(f"unsupported contract type {tp!r}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FieldSpec:
+    name: str
+    type: Any
+    decode: Decoder
+    encode: Encoder
+    required: bool
+    default: Any  # _MISSING when required
+    default_factory: Callable[[], Any] | None
+    doc: str
+
+
+def field_specs(cls: type[Any]) -> tuple[FieldSpec, ...]:
+    """Field specs of a contract dataclass, computed once per class."""
+    cached: tuple[FieldSpec, ...] | None = cls.__dict__.get("_field_specs_cache")
+    if cached is not None:
+        return cached
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        has_default = f.default is not dataclasses.MISSING
+        factory = None if f.default_factory is dataclasses.MISSING else f.default_factory
+        specs.append(
+            FieldSpec(
+                name=f.name,
+                type=tp,
+                decode=decoder_for(tp),
+                encode=encoder_for(tp),
+                required=not has_default and factory is None,
+                default=f.default if has_default else _MISSING,
+                default_factory=factory,
+                doc=str(f.metadata.get("doc", "")),
+            )
+        )
+    result = tuple(specs)
+    type.__setattr__(cls, "_field_specs_cache", result)
+    return result
+
+
+def decode_fields(cls: type[Any], data: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """Decode the fields of `cls` out of `data`; unknown keys are ignored (never copied)."""
+    decoder: Callable[[Any, str], dict[str, Any]] | None = cls.__dict__.get("_decoder_cache")
+    if decoder is None:
+        decoder = _compile_decoder(cls)
+        type.__setattr__(cls, "_decoder_cache", decoder)
+    return decoder(data, path)
+
+
+def _compile_decoder(cls: type[Any]) -> Callable[[Any, str], dict[str, Any]]:
+    """Generate a straight-line decoder for `cls` (what dataclasses do for __init__): the
+    stream worker decodes every raw record, and a loop of per-field calls costs several times
+    more. Scalars and enums are checked inline; other types call their decoder."""
+    env: dict[str, Any] = {"DecodeError": DecodeError, "MISSING": _MISSING}
+    lines = [
+        "def decode(data, path):",
+        "    if type(data) is not dict:",
+        "        raise DecodeError((path or 'record') + ': expected an object')",
+        "    prefix = path + '.' if path else ''",
+        "    kw = {}",
+        "    get = data.get",
+    ]
+    simple = {str: "a string", int: "an integer", bool: "true or false"}
+    for n, spec in enumerate(field_specs(cls)):
+        name = spec.name
+        inner, optional = _unwrap_optional(spec.type)
+        lines.append(f"    v = get({name!r}, MISSING)")
+        if spec.required:
+            lines.append("    if v is MISSING:")
+            lines.append(
+                f"        raise DecodeError(prefix + {name + ': required field missing'!r})"
+            )
+            body_indent = "    "
+        else:
+            lines.append("    if v is not MISSING:")
+            body_indent = "        "
+        b = body_indent
+        none_ok = "v is not None and " if optional else ""
+        if inner in simple:
+            lines.append(f"{b}if {none_ok}type(v) is not {inner.__name__}:")
+            lines.append(
+                f"{b}    raise DecodeError(prefix + {name + ': expected ' + simple[inner]!r})"
+            )
+            lines.append(f"{b}kw[{name!r}] = v")
+        elif isinstance(inner, type) and issubclass(inner, enum.Enum):
+            env[f"members_{n}"] = {m.value: m for m in inner}
+            msg = f"{name}: not one of the {inner.__name__} values"
+            lines.append(f"{b}e = members_{n}.get(v) if isinstance(v, str) else None")
+            cond = "e is None and v is not None" if optional else "e is None"
+            lines.append(f"{b}if {cond}:")
+            lines.append(f"{b}    raise DecodeError(prefix + {msg!r})")
+            lines.append(f"{b}kw[{name!r}] = e")
+        elif inner is datetime:
+            # Inlined parse_utc: three timestamps in every flow event.
+            env["fromiso"] = datetime.fromisoformat
+            env["UTC"] = UTC
+            if optional:
+                lines.append(f"{b}if v is None:")
+                lines.append(f"{b}    kw[{name!r}] = None")
+                lines.append(f"{b}else:")
+                b += "    "
+            wrong = f"{name}: expected an ISO-8601 timestamp string"
+            bad = f"{name}: not an ISO-8601 timestamp"
+            naive = f"{name}: timestamp must carry a UTC offset"
+            lines += [
+                f"{b}if type(v) is not str:",
+                f"{b}    raise DecodeError(prefix + {wrong!r})",
+                f"{b}try:",
+                f"{b}    t = fromiso(v)",
+                f"{b}except ValueError:",
+                f"{b}    raise DecodeError(prefix + {bad!r}) from None",
+                f"{b}if t.tzinfo is None:",
+                f"{b}    raise DecodeError(prefix + {naive!r})",
+                f"{b}if t.tzinfo is not UTC:",
+                f"{b}    t = t.astimezone(UTC)",
+                f"{b}kw[{name!r}] = t",
+            ]
+        else:
+            env[f"dec_{n}"] = spec.decode
+            lines.append(f"{b}kw[{name!r}] = dec_{n}(v, prefix + {name!r})")
+    lines.append("    return kw")
+    exec("\n".join(lines), env)  # noqa: S102 - source generated above from type hints only
+    decoder: Callable[[Any, str], dict[str, Any]] = env["decode"]
+    return decoder
+
+
+def encode_fields(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for spec in field_specs(type(obj)):
+        value = getattr(obj, spec.name)
+        out[spec.name] = value if spec.encode is None else spec.encode(value)
+    return out
+
+
+class WireObject:
+    """Mixin for nested contract dataclasses (no record envelope fields)."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return encode_fields(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, path: str = "") -> typing.Self:
+        return cls(**decode_fields(cls, data, path))

@@ -1,0 +1,1 @@
+"""Synthetic data for tests, the benchmark and demos. Never real patients."""

@@ -1,0 +1,1 @@
+"""Tests of the DE-ID layer (deid/)."""
