@@ -50,6 +50,11 @@ INSTALLED_APPS = [
     "governance",
     "hub.health",
     "hub.demo",
+    "hub.registry",
+    "hub.census",
+    "hub.api",
+    "hub.coordination",
+    "hub.benchmarks",
 ]
 
 MIDDLEWARE = [
@@ -59,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "governance.audit.AuditMiddleware",  # after auth: names the user; one event per request
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -83,7 +89,8 @@ TEMPLATES = [
 ]
 
 # --- Database ------------------------------------------------------------------------------
-DATABASE_URL = env("DATABASE_URL", "postgres://twinhub@127.0.0.1:55432/twinhub")
+# URLs may hold credentials, so they may come from files too (DATABASE_URL_FILE, REDIS_URL_FILE).
+DATABASE_URL = env_secret("DATABASE_URL") or "postgres://twinhub@127.0.0.1:55432/twinhub"
 if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
     # The hub's partitioning, triggers and upserts are PostgreSQL features; no SQLite stand-in.
     raise ImproperlyConfigured("DATABASE_URL must be a PostgreSQL URL")
@@ -102,7 +109,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Kafka and Redis -----------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:56379/0")
+REDIS_URL = env_secret("REDIS_URL") or "redis://127.0.0.1:56379/0"
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", REDIS_URL)
@@ -137,7 +144,10 @@ LOGIN_URL = "/admin/login/"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
+        "hub.api.authentication.SiteAgentAuthentication",
     ],
+    # Every error a client can cause is a 4xx with a message (hub/api/exceptions.py).
+    "EXCEPTION_HANDLER": "hub.api.exceptions.exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -185,4 +195,73 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Governance ---
+# Governance never imports the hub: it finds the scoping models by label (docs/governance.md).
+GOVERNANCE_HOSPITAL_MODEL = "registry.Hospital"
+GOVERNANCE_UNIT_MODEL = "registry.Unit"
+GOVERNANCE_UNIT_HOSPITAL_FIELD = "hospital"
+GOVERNANCE_HOSPITAL_SITE_CODE_FIELD = "site_code"
+GOVERNANCE_HOSPITAL_REGION_FIELD = "region"
+GOVERNANCE_ED_UNIT_FILTER = {"unit_type": "emergency"}
+
+
+def _governance_local_secret(name: str) -> str | None:
+    # `manage.py governance keygen --local` writes these (git-ignored) for the local demo only.
+    path = LOCAL_DIR / "secrets" / name
+    return path.read_text(encoding="utf-8").strip() if path.exists() else None
+
+
+# Ed25519 key signing policies and audit checkpoints; AES-256-GCM field keys "1:<b64>,2:<b64>".
+GOVERNANCE_SIGNING_KEY = env_secret("GOVERNANCE_SIGNING_KEY") or _governance_local_secret(
+    "governance_signing_key"
+)
+GOVERNANCE_FIELD_KEYS = env_secret("GOVERNANCE_FIELD_KEYS") or _governance_local_secret(
+    "governance_field_keys"
+)
+GOVERNANCE_FIELD_KEY_VERSION = env_int("GOVERNANCE_FIELD_KEY_VERSION", 0)  # 0: the highest
+GOVERNANCE_CONTROL_TOPIC = env("GOVERNANCE_CONTROL_TOPIC", "regional.control.v1")
+GOVERNANCE_POLICY_QUORUM = env_int("GOVERNANCE_POLICY_QUORUM", 2)  # unless a region sets one
+GOVERNANCE_TRUSTED_PROXY_COUNT = env_int("GOVERNANCE_TRUSTED_PROXY_COUNT", 0)
+GOVERNANCE_AUDIT_EXEMPT_PATHS = ["/healthz", "/readyz", "/static/", "/favicon.ico"]
+GOVERNANCE_AUDIT_CHECKPOINT_DIR = env("GOVERNANCE_AUDIT_CHECKPOINT_DIR", "")
+GOVERNANCE_ERASURE_DEADLINE_DAYS = env_int("GOVERNANCE_ERASURE_DEADLINE_DAYS", 30)
+GOVERNANCE_ERASURE_ALERT_DAYS = env_int("GOVERNANCE_ERASURE_ALERT_DAYS", 7)
+# URL names (or "namespace:*") that declare no governed action, each for a reason: probes carry
+# no data, the schema has no rows, the admin is guarded by model permissions (and audited).
+GOVERNANCE_UNGOVERNED_URLS = ["healthz", "readyz", "api-schema", "api-docs", "admin:*"]
+# Retention per data class (audit events: 7 years, built in). Flow records keep what each
+# hospital's published sharing policy says (retention.flow_records_months), else `months`.
+GOVERNANCE_RETENTION_CLASSES = {
+    "operational_metrics": {
+        "tables": ["census_censussnapshot"],
+        "time_column": "observed_at",
+        "months": 12,
+    },
+    "flow_records": {
+        "tables": ["census_flowevent"],
+        "time_column": "observed_at",
+        "months": 12,
+        "hospital_column": "hospital_id",
+        "policy_key": "flow_records_months",
+    },
+}
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "governance-audit-link": {"task": "governance.audit.link", "schedule": 5.0},
+    "governance-audit-checkpoint": {"task": "governance.audit.checkpoint", "schedule": 86400.0},
+    "governance-retention": {"task": "governance.retention.enforce", "schedule": 86400.0},
+    "governance-erasure-deadlines": {"task": "governance.erasure.deadlines", "schedule": 3600.0},
+    "governance-publish-due": {"task": "governance.policies.publish_due", "schedule": 60.0},
+}
+
+# --- Coordination ---
+# Diversion, surge and alerts for every region each minute, and within seconds of a census
+# change (a region whose census is newer than its last evaluation); KPIs nightly.
+CELERY_BEAT_SCHEDULE = {
+    **CELERY_BEAT_SCHEDULE,
+    "coordination-evaluate-all": {"task": "coordination.evaluate_all", "schedule": 60.0},
+    "coordination-evaluate-changed": {"task": "coordination.evaluate_changed", "schedule": 10.0},
+    "benchmarks-refresh": {"task": "benchmarks.refresh", "schedule": 86400.0},
 }

@@ -1,7 +1,7 @@
 """The hub's URLs: health probes, the admin, the API schema."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hub.health import views as health
@@ -12,4 +12,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/governance/", include("governance.api.urls")),
+    path("api/v1/coordination/", include("hub.coordination.urls")),
+    path("api/v1/benchmarks/", include("hub.benchmarks.urls")),
+    path("api/v1/", include("hub.api.urls")),
 ]

@@ -1,0 +1,276 @@
+"""The hub consumer: regional topic → verified, validated rows → PostgreSQL, at least once.
+
+The loop is poll → verify and convert → one database transaction → dead letters → commit
+offsets. Offsets are committed only after the database commit, so a crash anywhere replays
+the batch, and the primary key on event_id makes the replay harmless: nothing is lost and
+nothing is counted twice. Several consumers in one group share the topic's partitions;
+records are keyed by site, so one site's records stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.utils import timezone
+
+from hub.census.ingest import IngestBatch, Rejection, SiteDirectory, envelope_into_batch
+from hub.census.services import IngestCounts, census_ingest_batch, partitions_ensure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConsumerStats:
+    batches: int = 0
+    envelopes: int = 0
+    census: int = 0
+    flow: int = 0
+    heartbeats: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    # Wall-clock times (time.time()), comparable across processes: benchmarks use them.
+    first_message_at: float | None = None
+    last_commit_at: float | None = None
+
+    def add(self, counts: IngestCounts, envelopes: int) -> None:
+        self.batches += 1
+        self.envelopes += envelopes
+        self.census += counts.census_inserted
+        self.flow += counts.flow_inserted
+        self.heartbeats += counts.heartbeats
+        self.duplicates += counts.duplicates
+        self.rejected += counts.rejected
+
+
+def consumer_config(
+    *, bootstrap: str, group: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        # Offsets are committed by hand after the database commit, never in the background.
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        # Cooperative rebalancing: adding a consumer does not stop the others' partitions.
+        "partition.assignment.strategy": "cooperative-sticky",
+        # A member that died (kill -9, lost node) gives its partitions up after 10 s rather than
+        # librdkafka's default 45 s; heartbeats every 3 s keep live members well inside it.
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 3_000,
+        "fetch.min.bytes": 1,
+        "max.partition.fetch.bytes": 8 * 1024 * 1024,
+        **(extra or {}),
+    }
+
+
+def producer_config(*, bootstrap: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+    }
+
+
+def dead_letter(
+    producer: Producer,
+    topic: str,
+    rejection: Rejection,
+    *,
+    source: Message | None = None,
+) -> None:
+    """Send a refused envelope or record to the regional dead-letter topic with the reason.
+
+    The payload is de-identified (it came from the regional topic), so it may travel as is.
+    """
+    headers: list[tuple[str, str | bytes | None]] = [
+        ("reason", rejection.reason.encode()),
+        ("site_code", rejection.site_code.encode()),
+        ("event_id", rejection.event_id.encode()),
+        ("rejected_by", b"hub.consume"),
+    ]
+    if source is not None:
+        headers += [
+            ("source_topic", (source.topic() or "").encode()),
+            ("source_partition", str(source.partition()).encode()),
+            ("source_offset", str(source.offset()).encode()),
+        ]
+    key = rejection.site_code.encode() or None
+    producer.produce(topic, value=rejection.payload, key=key, headers=headers)
+
+
+class RegionalConsumer:
+    """One consumer-group member. ``run`` returns when ``stop`` is set, after finishing and
+    committing the batch in hand."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        deadletter_topic: str,
+        batch_size: int = 500,
+        poll_timeout: float = 0.1,
+        directory: SiteDirectory | None = None,
+        on_batch: Callable[[IngestCounts, ConsumerStats], None] | None = None,
+        consumer_extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.topic = topic
+        self.deadletter_topic = deadletter_topic
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.directory = directory or SiteDirectory()
+        self.stats = ConsumerStats()
+        self.on_batch = on_batch
+        self.consumer = Consumer(
+            consumer_config(bootstrap=bootstrap, group=group, extra=consumer_extra)
+        )
+        self.producer = Producer(producer_config(bootstrap=bootstrap))
+        self._last_partition_check = 0.0
+        self._stop = threading.Event()
+
+    def run(self, stop: threading.Event, *, idle_exit_after: float | None = None) -> ConsumerStats:
+        """Consume until ``stop`` is set (or, for benchmarks and tests, until nothing arrived
+        for ``idle_exit_after`` seconds)."""
+        self._stop = stop
+        assigned: list[bool] = []
+
+        def on_assign(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            if partitions:
+                assigned.append(True)
+
+        self.consumer.subscribe([self.topic], on_assign=on_assign)
+        idle_since: float | None = None
+        try:
+            while not stop.is_set():
+                self._maybe_ensure_partitions()
+                messages = self.consumer.consume(self.batch_size, self.poll_timeout)
+                usable = [m for m in messages if self._usable(m)]
+                if not usable:
+                    # Idle time counts from the first assignment: joining a group can take
+                    # a session timeout while a dead member still holds the partitions.
+                    if idle_since is None and assigned:
+                        idle_since = time.monotonic()
+                    if (
+                        idle_exit_after is not None
+                        and idle_since is not None
+                        and time.monotonic() - idle_since > idle_exit_after
+                    ):
+                        break
+                    continue
+                idle_since = time.monotonic()
+                self.process(usable)
+        finally:
+            self.close()
+        return self.stats
+
+    def _usable(self, message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return True
+        if error.code() == KafkaError._PARTITION_EOF:
+            return False
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("kafka: %s", error)
+        return False
+
+    def process(self, messages: list[Message]) -> IngestCounts:
+        """Handle one polled batch: verify, store in one transaction, dead-letter, commit."""
+        if self.stats.first_message_at is None:
+            self.stats.first_message_at = time.time()
+        batch = IngestBatch()
+        sources: list[tuple[int, Message]] = []  # rejection index → message, for headers
+        received_at = timezone.now()
+        for message in messages:
+            value = message.value()
+            key = message.key()
+            before = len(batch.rejections)
+            if value is None:
+                batch.rejections.append(Rejection("envelope: empty message", b""))
+            else:
+                envelope_into_batch(
+                    value,
+                    directory=self.directory,
+                    batch=batch,
+                    received_at=received_at,
+                    via="kafka",
+                    expected_site=key.decode(errors="replace") if key else None,
+                )
+            sources.extend((n, message) for n in range(before, len(batch.rejections)))
+
+        counts = self._write(batch)
+
+        if batch.rejections:
+            by_index = dict(sources)
+            for n, rejection in enumerate(batch.rejections):
+                dead_letter(self.producer, self.deadletter_topic, rejection, source=by_index.get(n))
+            # Dead letters are durable before the offsets move past their source records.
+            remaining = self.producer.flush(30)
+            if remaining:
+                raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT))
+            log.warning("%d record(s) sent to %s", len(batch.rejections), self.deadletter_topic)
+
+        self._commit(messages)
+        self.stats.last_commit_at = time.time()
+        self.stats.add(counts, batch.envelopes)
+        if self.on_batch is not None:
+            self.on_batch(counts, self.stats)
+        return counts
+
+    def _write(self, batch: IngestBatch) -> IngestCounts:
+        """Store the batch, riding out a database that went away (restart, failover): the
+        batch is retried on a fresh connection until it commits, and the offsets wait."""
+        while True:
+            if not connection.in_atomic_block:
+                close_old_connections()
+            try:
+                return census_ingest_batch(batch=batch)
+            except (OperationalError, InterfaceError):
+                if connection.in_atomic_block:
+                    raise  # inside a caller's transaction (tests): nothing to reconnect
+                log.exception("database unavailable; retrying the batch in 2 s")
+                connection.close()
+                if self._stop.wait(2):
+                    # Stopping without a commit: the batch is replayed by whoever gets the
+                    # partitions next, and the upsert makes that harmless.
+                    raise
+
+    def _commit(self, messages: list[Message]) -> None:
+        highest: dict[tuple[str, int], int] = {}
+        for m in messages:
+            tp = (m.topic() or "", m.partition() or 0)
+            offset = m.offset() or 0
+            if offset >= highest.get(tp, -1):
+                highest[tp] = offset
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
+        self.consumer.commit(offsets=offsets, asynchronous=False)
+
+    def _maybe_ensure_partitions(self) -> None:
+        now = time.monotonic()
+        if now - self._last_partition_check < 6 * 3600:
+            return
+        self._last_partition_check = now
+        try:
+            created = partitions_ensure(months=3)
+            if created:
+                log.info("created %d monthly partition(s)", created)
+        except Exception:
+            # Rows still land in the default partition; the next check tries again.
+            log.exception("could not create monthly partitions")
+
+    def close(self) -> None:
+        try:
+            self.producer.flush(10)
+        finally:
+            self.consumer.close()

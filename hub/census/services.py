@@ -1,0 +1,188 @@
+"""Writes of the census app: the idempotent batch upsert, partition upkeep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from governance import erasure
+from hub.census.ingest import CENSUS_COLUMNS, COUNT_FIELDS, FLOW_COLUMNS, IngestBatch
+
+# Temporary tables live per connection; ON COMMIT DELETE ROWS empties them at every commit,
+# so one batch never sees another's rows and no cleanup statement is needed.
+_TEMP_TABLES = (
+    "CREATE TEMP TABLE IF NOT EXISTS census_snap_in "
+    "(LIKE census_censussnapshot INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS census_flow_in "
+    "(LIKE census_flowevent INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+)
+
+_SNAP_COLS = ", ".join(CENSUS_COLUMNS)
+_FLOW_COLS = ", ".join(FLOW_COLUMNS)
+
+_STATE_COLUMNS = (
+    "hospital_id",
+    "unit_id",
+    "audience",
+    "event_id",
+    "observed_at",
+    "as_of",
+    "policy_version",
+    *COUNT_FIELDS,
+    "source",
+    "last_message_at",
+    "stale",
+    "forecast",
+    "suppressed",
+    "produced_at",
+    "received_at",
+    "key_id",
+    "via",
+)
+_STATE_COLS = ", ".join(_STATE_COLUMNS)
+_STATE_UPDATE = ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in _STATE_COLUMNS if c not in ("unit_id", "audience")
+)
+
+# The live state moves only forward: a snapshot replaces the stored one only when it is newer
+# by (observed_at, produced_at, event_id). A redelivered or late, older snapshot is stored in
+# the series but leaves the live board alone. DISTINCT ON keeps the newest per unit of the
+# batch, because one INSERT may not touch the same row twice.
+# S608 below: every name interpolated into these statements is a module constant (the column
+# lists of ingest.py), never request or record data; values travel as COPY rows or parameters.
+_INSERT_SNAP = (
+    f"INSERT INTO census_censussnapshot ({_SNAP_COLS}) "  # noqa: S608
+    f"SELECT {_SNAP_COLS} FROM census_snap_in ON CONFLICT (event_id, observed_at) DO NOTHING"
+)
+_INSERT_FLOW = (
+    f"INSERT INTO census_flowevent ({_FLOW_COLS}) "  # noqa: S608
+    f"SELECT {_FLOW_COLS} FROM census_flow_in ON CONFLICT (event_id, observed_at) DO NOTHING"
+)
+
+_UPSERT_STATE = f"""
+INSERT INTO census_unitstate ({_STATE_COLS})
+SELECT DISTINCT ON (unit_id, audience) {_STATE_COLS}
+FROM census_snap_in
+WHERE unit_id IS NOT NULL
+ORDER BY unit_id, audience, observed_at DESC, produced_at DESC, event_id DESC
+ON CONFLICT (unit_id, audience) DO UPDATE SET {_STATE_UPDATE}
+WHERE (EXCLUDED.observed_at, EXCLUDED.produced_at, EXCLUDED.event_id)
+    > (census_unitstate.observed_at, census_unitstate.produced_at, census_unitstate.event_id)
+"""  # noqa: S608
+
+_UPSERT_FEED = """
+INSERT INTO census_feedstate (hospital_id, component, event_id, produced_at, received_at,
+    agent_version, policy_version, feeds, outbox_backlog, counters, key_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (hospital_id, component) DO UPDATE SET
+    event_id = EXCLUDED.event_id, produced_at = EXCLUDED.produced_at,
+    received_at = EXCLUDED.received_at, agent_version = EXCLUDED.agent_version,
+    policy_version = EXCLUDED.policy_version, feeds = EXCLUDED.feeds,
+    outbox_backlog = EXCLUDED.outbox_backlog, counters = EXCLUDED.counters,
+    key_id = EXCLUDED.key_id
+WHERE EXCLUDED.produced_at > census_feedstate.produced_at
+"""
+
+
+_SURROGATE = FLOW_COLUMNS.index("surrogate_id")
+
+
+@dataclass(frozen=True)
+class IngestCounts:
+    census_inserted: int
+    flow_inserted: int
+    duplicates: int
+    heartbeats: int
+    rejected: int
+    erased: int = 0
+
+
+def _drop_erased(rows: list[tuple[object, ...]]) -> tuple[list[tuple[object, ...]], int]:
+    """Leave out flow rows of erased patients: replaying a topic (or a late outbox) must
+    never bring an erased surrogate back. One query per batch (governance's registry)."""
+    surrogates = {str(r[_SURROGATE]) for r in rows if r[_SURROGATE]}
+    if not surrogates:
+        return rows, 0
+    erased = erasure.erased_among(surrogates)
+    if not erased:
+        return rows, 0
+    kept = [r for r in rows if r[_SURROGATE] not in erased]
+    return kept, len(rows) - len(kept)
+
+
+@transaction.atomic
+def census_ingest_batch(*, batch: IngestBatch) -> IngestCounts:
+    """Store a batch of verified rows in one transaction; duplicates (same event_id) are
+    skipped by the primary key, so replaying a batch after a crash changes nothing.
+
+    Rows are streamed with COPY into a temporary table and moved with one INSERT ... SELECT
+    ... ON CONFLICT DO NOTHING per series: COPY is the fastest way into PostgreSQL, and the
+    conflict clause is what makes redelivery harmless.
+    """
+    census_inserted = flow_inserted = 0
+    flow_rows, erased = _drop_erased(batch.flow)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg cursor, for COPY
+        if batch.census or flow_rows:
+            for statement in _TEMP_TABLES:
+                raw.execute(statement)
+        if batch.census:
+            with raw.copy(f"COPY census_snap_in ({_SNAP_COLS}) FROM STDIN") as copy:
+                for row in batch.census:
+                    copy.write_row(row)
+            raw.execute(_INSERT_SNAP)
+            census_inserted = max(raw.rowcount, 0)
+            raw.execute(_UPSERT_STATE)
+        if flow_rows:
+            with raw.copy(f"COPY census_flow_in ({_FLOW_COLS}) FROM STDIN") as copy:
+                for row in flow_rows:
+                    copy.write_row(row)
+            raw.execute(_INSERT_FLOW)
+            flow_inserted = max(raw.rowcount, 0)
+        if batch.heartbeats:
+            now = timezone.now()
+            # Newest first per (hospital, component): the WHERE clause keeps the newest anyway.
+            raw.executemany(
+                _UPSERT_FEED,
+                [
+                    (
+                        h.hospital_id,
+                        h.component,
+                        h.event_id,
+                        h.produced_at,
+                        now,
+                        h.agent_version,
+                        h.policy_version,
+                        h.feeds,
+                        h.outbox_backlog,
+                        h.counters,
+                        h.key_id,
+                    )
+                    for h in batch.heartbeats
+                ],
+            )
+    duplicates = len(batch.census) - census_inserted + len(flow_rows) - flow_inserted
+    return IngestCounts(
+        census_inserted=census_inserted,
+        flow_inserted=flow_inserted,
+        duplicates=duplicates,
+        heartbeats=len(batch.heartbeats),
+        rejected=len(batch.rejections),
+        erased=erased,
+    )
+
+
+@transaction.atomic
+def partitions_ensure(*, first_month: date | None = None, months: int = 3) -> int:
+    """Create the monthly partitions from ``first_month`` (default: this month) for
+    ``months`` months for both series; returns how many were created."""
+    start = first_month or timezone.now().date().replace(day=1)
+    created = 0
+    with connection.cursor() as cursor:
+        for table in ("census_censussnapshot", "census_flowevent"):
+            cursor.execute("SELECT census_ensure_partitions(%s, %s, %s)", [table, start, months])
+            created += cursor.fetchone()[0]
+    return created

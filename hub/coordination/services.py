@@ -1,0 +1,983 @@
+"""Writes of regional coordination. Each function is one action: keyword-only, typed, in one
+transaction with its audit event; side effects (directives on the control topic, alert
+e-mail and webhooks, a re-evaluation) go out in ``transaction.on_commit``.
+
+The decisions themselves come from the pure modules; this layer reads their inputs
+(``inputs``), stores what they decide and applies what operators decide.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from governance import audit
+from hub.coordination import inputs, matching, rules
+from hub.coordination import models as m
+from hub.coordination.alerts_rules import AlertCandidate, OpenAlert, plan_alerts
+from hub.coordination.config import RegionConfig
+from hub.coordination.diversion import CLASS_LABEL, Neighbourhood, Recommendation, neighbourhood
+from hub.coordination.governed import COORDINATE
+from hub.coordination.region import RegionEvaluation, evaluate_region
+from hub.coordination.state import AmbulanceClass
+from hub.coordination.surge import SurgeChange
+from hub.registry import services as registry
+from hub.registry.models import Directive, Hospital, Region
+
+logger = logging.getLogger("hub.coordination")
+
+
+class CoordinationError(ValueError):
+    """A request the rules or the workflow refuse (an API answers 409 or 400)."""
+
+
+class Conflict(CoordinationError):
+    """The object is no longer in a state that allows this (answered with 409)."""
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def region_config(region: Region) -> RegionConfig:
+    row = m.RegionSettings.objects.filter(region=region).first()
+    return row.region_config() if row is not None else RegionConfig()
+
+
+@transaction.atomic
+def region_settings_set(
+    *, region: Region, config: Mapping[str, Any], user: Any
+) -> m.RegionSettings:
+    """Store a region's thresholds (only what differs from the defaults); refused whole if any
+    value is invalid."""
+    try:
+        RegionConfig.from_dict(config)
+    except ValueError as exc:
+        raise CoordinationError(str(exc)) from None
+    row, _ = m.RegionSettings.objects.update_or_create(
+        region=region, defaults={"config": dict(config), "updated_by": user}
+    )
+    audit.record(
+        actor=user, action=COORDINATE, target=row, detail={"region": region.code, "config": config}
+    )
+    return row
+
+
+# --- evaluation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationSummary:
+    region: str
+    at: datetime
+    mode: str
+    hospitals: int
+    recommendations_new: int
+    recommendations_renewed: int
+    recommendations_closed: int
+    status_changes: int
+    surge_changes: int
+    alerts_raised: int
+    alerts_resolved: int
+    alerts_escalated: int
+    decisions_expired: int
+    rules_ms: float
+
+
+@transaction.atomic
+def region_evaluate(*, region: Region, now: datetime | None = None) -> EvaluationSummary:
+    """Re-evaluate diversion, surge and alerts for one region and store the outcome.
+
+    The region's state row is locked for the duration, so two workers (the minute beat and a
+    state-change trigger) never evaluate the same region at once and never both raise the
+    same alert.
+    """
+    now = now or timezone.now()
+    m.RegionState.objects.get_or_create(region=region)
+    state = m.RegionState.objects.select_for_update().get(region=region)
+    config = region_config(region)
+    expired = _decisions_expire(region=region, now=now)
+
+    states = inputs.region_states(region, now)
+    travel = _neighbourhood(region, config)
+    priors = inputs.priors(region)
+    closed = inputs.closed_by_decision(region)
+    started = time.perf_counter()
+    ev = evaluate_region(
+        states, travel, priors, now, config, region_code=region.code, closed=closed
+    )
+    rules_ms = (time.perf_counter() - started) * 1000
+
+    hospitals = {h.site_code: h for h in Hospital.objects.filter(region=region)}
+    _store_statuses(ev, hospitals, now)
+    new, renewed, closed_recs = _store_recommendations(region, ev, hospitals, now)
+    _store_surge(region, ev.surge.changes, hospitals)
+    raised, resolved, escalated = _store_alerts(region, ev.alerts, hospitals, now, config)
+
+    region_level = ev.surge.region
+    state.mode = ev.diversion.mode.value
+    if region_level.level is not None:
+        state.surge_level = region_level.level
+        state.level_since = region_level.since
+    state.surge_score = region_level.score
+    state.hospitals = len(states)
+    state.fresh = ev.diversion.fresh_count
+    state.would_close = ev.diversion.would_close
+    state.evaluated_at = now
+    state.evaluation_ms = rules_ms
+    state.save()
+    return EvaluationSummary(
+        region=region.code,
+        at=now,
+        mode=ev.diversion.mode.value,
+        hospitals=len(states),
+        recommendations_new=new,
+        recommendations_renewed=renewed,
+        recommendations_closed=closed_recs,
+        status_changes=len(ev.diversion.changes),
+        surge_changes=len(ev.surge.changes),
+        alerts_raised=raised,
+        alerts_resolved=resolved,
+        alerts_escalated=escalated,
+        decisions_expired=expired,
+        rules_ms=rules_ms,
+    )
+
+
+# Sorted neighbour lists per region, kept across evaluations in this worker process until
+# the region's travel times (or travel limits) change: they change rarely, and sorting a
+# national network's every row each minute is most of a load-balancing evaluation.
+_NEIGHBOURHOODS: dict[int, tuple[Any, Neighbourhood]] = {}
+
+
+def _neighbourhood(region: Region, config: RegionConfig) -> Neighbourhood:
+    cfg = config.diversion
+    key = (
+        inputs.travel_version(region),
+        cfg.max_travel_minutes,
+        cfg.max_travel_minutes_time_critical,
+    )
+    cached = _NEIGHBOURHOODS.get(region.pk)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    near = neighbourhood(inputs.travel_times(region), cfg)
+    _NEIGHBOURHOODS[region.pk] = (key, near)
+    return near
+
+
+def regions_changed_since_evaluated() -> list[Region]:
+    """Regions with a census snapshot received after their last evaluation (the "on every
+    state change" trigger, polled every few seconds so ingestion needs no hook)."""
+    from hub.census.models import UnitState
+
+    latest = dict(
+        UnitState.objects.values("hospital__region")
+        .annotate(last=Max("received_at"))
+        .values_list("hospital__region", "last")
+    )
+    evaluated = dict(m.RegionState.objects.values_list("region_id", "evaluated_at"))
+    due = [
+        rid
+        for rid, last in latest.items()
+        if rid is not None and (evaluated.get(rid) is None or last > evaluated[rid])
+    ]
+    return list(Region.objects.filter(pk__in=due))
+
+
+def _store_statuses(ev: RegionEvaluation, hospitals: Mapping[str, Hospital], now: datetime) -> None:
+    d, s = ev.diversion, ev.surge
+    routes = {r.hospital: r.routes for r in d.recommendations}
+    existing = {
+        row.hospital_id: row
+        for row in m.HospitalStatus.objects.filter(hospital__in=list(hospitals.values()))
+    }
+    pressure = d.pressure.tolist()
+    fresh = d.arrays.fresh.tolist()
+    scores = s.score.tolist()
+    levels = s.level.tolist()
+    create: list[m.HospitalStatus] = []
+    update: list[m.HospitalStatus] = []
+    for i, code in enumerate(d.codes):
+        h = hospitals.get(code)
+        if h is None:
+            continue
+        row = existing.get(h.pk) or m.HospitalStatus(hospital=h)
+        n = d.statuses.get(code)
+        if n is not None:
+            row.diversion_status = n.status.value
+            row.status_since = n.since
+            row.expires_at = n.expires_at
+            row.destinations = {
+                r.ambulance_class.value: r.destination
+                for r in routes.get(code, ())
+                if n.status.value != m.DiversionStatus.OPEN
+            }
+        row.pressure = None if pressure[i] != pressure[i] else pressure[i]  # NaN → None
+        row.fresh = bool(fresh[i])
+        if levels[i] > 0:
+            row.surge_level = int(levels[i])
+            row.level_since = s.since.get(code)
+        row.surge_score = None if scores[i] != scores[i] else scores[i]
+        row.evaluated_at = now
+        (update if row.pk else create).append(row)
+    m.HospitalStatus.objects.bulk_create(create)
+    m.HospitalStatus.objects.bulk_update(
+        update,
+        [
+            "diversion_status",
+            "status_since",
+            "expires_at",
+            "destinations",
+            "pressure",
+            "fresh",
+            "surge_level",
+            "level_since",
+            "surge_score",
+            "evaluated_at",
+        ],
+        batch_size=500,
+    )
+
+
+def _route_rows(rec: Recommendation) -> list[dict[str, Any]]:
+    return [
+        {
+            "class": r.ambulance_class.value,
+            "class_label": CLASS_LABEL[r.ambulance_class],
+            "destination": r.destination,
+            "travel_minutes": r.travel_minutes,
+            "share": round(r.share, 4),
+            "alternates": list(r.alternates),
+            "explanation": r.explanation,
+        }
+        for r in rec.routes
+    ]
+
+
+def _store_recommendations(
+    region: Region, ev: RegionEvaluation, hospitals: Mapping[str, Hospital], now: datetime
+) -> tuple[int, int, int]:
+    pending = {
+        r.hospital_id: r
+        for r in m.DiversionRecommendation.objects.select_for_update().filter(
+            region=region, state=m.DiversionRecommendation.State.PENDING
+        )
+    }
+    new = renewed = 0
+    for rec in ev.diversion.recommendations:
+        h = hospitals.get(rec.hospital)
+        if h is None:
+            continue
+        row = m.DiversionRecommendation(
+            region=region,
+            hospital=h,
+            mode=rec.mode.value,
+            status=rec.status.value,
+            score=rec.score,
+            routes=_route_rows(rec),
+            kept=[{"class": k.ambulance_class.value, "reason": k.reason} for k in rec.kept],
+            explanation=rec.explanation,
+            figures=rec.figures,
+            no_forecast=rec.no_forecast,
+            created_at=now,
+            renewed_at=now,
+            expires_at=rec.expires_at,
+        )
+        old = pending.pop(h.pk, None)
+        if old is not None and old.signature() == row.signature():
+            # The same advice with today's numbers: renewed in place.
+            for f in ("score", "routes", "kept", "explanation", "figures", "no_forecast"):
+                setattr(old, f, getattr(row, f))
+            old.renewed_at = now
+            old.expires_at = row.expires_at
+            old.save()
+            renewed += 1
+            continue
+        if old is not None:
+            old.state = m.DiversionRecommendation.State.SUPERSEDED
+            old.closed_at = now
+            old.save(update_fields=["state", "closed_at"])
+        row.save()
+        new += 1
+    for old in pending.values():
+        old.state = (
+            m.DiversionRecommendation.State.EXPIRED
+            if old.expires_at is not None and old.expires_at <= now
+            else m.DiversionRecommendation.State.WITHDRAWN
+        )
+        old.closed_at = now
+        old.save(update_fields=["state", "closed_at"])
+    return new, renewed, len(pending)
+
+
+def _store_surge(
+    region: Region, changes: Sequence[SurgeChange], hospitals: Mapping[str, Hospital]
+) -> None:
+    rows = [
+        m.SurgeLevelChange(
+            region=region,
+            hospital=hospitals.get(c.subject) if c.subject != region.code else None,
+            from_level=c.from_level,
+            to_level=c.to_level,
+            score=round(c.score, 2),
+            causes=[r._asdict() for r in c.causes],
+            readings=[r._asdict() for r in c.readings],
+            checklist=list(c.checklist),
+            explanation=c.explanation,
+            at=c.at,
+        )
+        for c in changes
+    ]
+    m.SurgeLevelChange.objects.bulk_create(rows, batch_size=500)
+
+
+_SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+def _store_alerts(
+    region: Region,
+    candidates: Sequence[AlertCandidate],
+    hospitals: Mapping[str, Hospital],
+    now: datetime,
+    config: RegionConfig,
+) -> tuple[int, int, int]:
+    live = {
+        a.key: a
+        for a in m.Alert.objects.select_for_update()
+        .filter(region=region)
+        .exclude(state=m.Alert.State.RESOLVED)
+    }
+    open_alerts = {
+        key: OpenAlert(
+            key=key,
+            raised_at=a.raised_at,
+            last_notified_at=a.last_notified_at,
+            condition=a.condition,
+            severity=a.severity,
+            acknowledged=a.state == m.Alert.State.ACKNOWLEDGED,
+            escalation_level=a.escalation_level,
+        )
+        for key, a in live.items()
+    }
+    plan = plan_alerts(candidates, open_alerts, now, config.alerts)
+    created = m.Alert.objects.bulk_create(
+        [
+            m.Alert(
+                region=region,
+                hospital=hospitals.get(c.hospital) if c.hospital else None,
+                key=c.key,
+                kind=c.kind,
+                severity=c.severity,
+                title=c.title[:300],
+                message=c.message,
+                figures=dict(c.figures),
+                condition=c.condition,
+                raised_at=now,
+                last_seen_at=now,
+                last_notified_at=now,
+            )
+            for c in plan.raise_new
+        ]
+    )
+    refreshed = []
+    for c in plan.refresh:
+        a = live[c.key]
+        a.last_seen_at = now
+        a.title = c.title[:300]
+        a.message = c.message
+        a.figures = dict(c.figures)
+        if _SEVERITY_RANK.get(c.severity, 0) > _SEVERITY_RANK.get(a.severity, 0):
+            a.severity = c.severity
+        refreshed.append(a)
+    m.Alert.objects.bulk_update(
+        refreshed, ["last_seen_at", "title", "message", "figures", "severity"], batch_size=500
+    )
+    resolved = [live[k] for k in plan.resolve]
+    for a in resolved:
+        a.state = m.Alert.State.RESOLVED
+        a.resolved_at = now
+    m.Alert.objects.bulk_update(resolved, ["state", "resolved_at"])
+    reminded = [live[k] for k in plan.remind]
+    for a in reminded:
+        a.last_notified_at = now
+    m.Alert.objects.bulk_update(reminded, ["last_notified_at"])
+    escalated = []
+    for key, level in plan.escalate:
+        a = live[key]
+        a.escalation_level = level
+        a.escalated_at = now
+        escalated.append(a)
+    m.Alert.objects.bulk_update(escalated, ["escalation_level", "escalated_at"])
+
+    sends = [(a.pk, 0) for a in created]
+    sends += [(a.pk, a.escalation_level) for a in reminded]
+    sends += [(a.pk, a.escalation_level) for a in escalated]
+    if sends:
+        transaction.on_commit(lambda: _deliver_later(sends))
+    return len(created), len(resolved), len(escalated)
+
+
+def _deliver_later(sends: Iterable[tuple[int, int]]) -> None:
+    from hub.coordination import tasks
+
+    for alert_id, level in sends:
+        tasks.deliver_alert.delay(alert_id, level)
+
+
+@transaction.atomic
+def alert_acknowledge(*, alert: m.Alert, user: Any, note: str = "") -> m.Alert:
+    """Someone has seen it: escalation stops. A condition alert stays (acknowledged) until
+    its condition clears; an event alert is done."""
+    alert = m.Alert.objects.select_for_update().get(pk=alert.pk)
+    if alert.state == m.Alert.State.RESOLVED:
+        raise Conflict("the alert is already resolved")
+    now = timezone.now()
+    alert.acknowledged_at = now
+    alert.acknowledged_by = user
+    alert.acknowledge_note = note
+    alert.state = m.Alert.State.ACKNOWLEDGED if alert.condition else m.Alert.State.RESOLVED
+    if not alert.condition:
+        alert.resolved_at = now
+    alert.save()
+    audit.record(
+        actor=user,
+        action=COORDINATE,
+        target=alert,
+        hospital_ids=[alert.hospital_id] if alert.hospital_id else [],
+        detail={"acknowledged": alert.key, "note": note},
+    )
+    return alert
+
+
+# --- diversion decisions ---------------------------------------------------------------------
+
+
+def _directive_payload(decision: m.DiversionDecision, explanation: str) -> dict[str, Any]:
+    return {
+        "ems_traffic": decision.ems_traffic,
+        "status": decision.status,
+        "reason": decision.reason or explanation,
+        "routes": [
+            {"class": r["class"], "destination": r["destination"], "share": r.get("share", 1.0)}
+            for r in decision.routes
+        ],
+        "decision_id": decision.pk,
+        "action": decision.action,
+        "expires_at": decision.expires_at.isoformat(),
+    }
+
+
+def _issue_directive(decision: m.DiversionDecision, user: Any, explanation: str) -> Directive:
+    directive = registry.directive_issue(
+        hospital=decision.hospital,
+        kind=Directive.Kind.DIVERSION,
+        payload=_directive_payload(decision, explanation),
+        issued_by=user if getattr(user, "is_authenticated", False) else None,
+        expires_at=decision.expires_at,
+    )
+    decision.directive = directive
+    decision.save(update_fields=["directive"])
+    directive_id = directive.pk
+    region_id = decision.region_id
+    transaction.on_commit(lambda: _publish_and_reevaluate(directive_id, region_id))
+    return directive
+
+
+def _publish_and_reevaluate(directive_id: int, region_id: int) -> None:
+    from hub.coordination import tasks
+
+    tasks.publish_directive.delay(directive_id)
+    tasks.evaluate_region.delay(region_id)
+
+
+def _supersede_active(hospital: Hospital, now: datetime, user: Any) -> None:
+    for old in m.DiversionDecision.objects.select_for_update().filter(
+        hospital=hospital, state=m.DiversionDecision.State.ACTIVE
+    ):
+        old.state = m.DiversionDecision.State.SUPERSEDED
+        old.closed_at = now
+        old.closed_by = user
+        old.save(update_fields=["state", "closed_at", "closed_by"])
+
+
+def _ttl(region: Region, ttl_minutes: float | None) -> timedelta:
+    minutes = (
+        ttl_minutes if ttl_minutes is not None else region_config(region).diversion.ttl_minutes
+    )
+    if not 0 < minutes <= 24 * 60:
+        raise CoordinationError("ttl_minutes must be between 0 and 1440")
+    return timedelta(minutes=minutes)
+
+
+def _open_recommendation(
+    recommendation: m.DiversionRecommendation, now: datetime
+) -> m.DiversionRecommendation:
+    rec = m.DiversionRecommendation.objects.select_for_update().get(pk=recommendation.pk)
+    if rec.state != m.DiversionRecommendation.State.PENDING:
+        raise Conflict(f"the recommendation is {rec.state}, not pending")
+    if rec.expires_at is not None and rec.expires_at <= now:
+        raise Conflict("the recommendation has expired")
+    return rec
+
+
+@transaction.atomic
+def diversion_accept(
+    *,
+    recommendation: m.DiversionRecommendation,
+    user: Any,
+    reason: str = "",
+    ttl_minutes: float | None = None,
+) -> m.DiversionDecision:
+    """Accept a recommendation as it stands: it becomes a directive to the site."""
+    now = timezone.now()
+    rec = _open_recommendation(recommendation, now)
+    return _decide(
+        rec=rec,
+        user=user,
+        action=m.DiversionDecision.Action.ACCEPT,
+        status=rec.status,
+        routes=rec.routes,
+        reason=reason,
+        ttl=_ttl(rec.region, ttl_minutes),
+        now=now,
+    )
+
+
+@transaction.atomic
+def diversion_override(
+    *,
+    recommendation: m.DiversionRecommendation,
+    user: Any,
+    reason: str,
+    status: str,
+    routes: Sequence[Mapping[str, Any]] | None = None,
+    ttl_minutes: float | None = None,
+) -> m.DiversionDecision:
+    """Decide otherwise than recommended (another status, or other destinations), saying why.
+
+    The destinations an operator names are checked against the same capability rule as the
+    recommendations: a stroke patient is not sent by hand to a hospital without stroke care.
+    """
+    if not reason.strip():
+        raise CoordinationError("an override needs a reason")
+    if status not in m.DiversionStatus.values:
+        raise CoordinationError(f"status must be one of {m.DiversionStatus.values}")
+    now = timezone.now()
+    rec = _open_recommendation(recommendation, now)
+    chosen = [dict(r) for r in (routes if routes is not None else rec.routes)]
+    if status == m.DiversionStatus.OPEN:
+        chosen = []
+    _check_routes(rec.region, rec.hospital, chosen)
+    return _decide(
+        rec=rec,
+        user=user,
+        action=m.DiversionDecision.Action.OVERRIDE,
+        status=status,
+        routes=chosen,
+        reason=reason.strip(),
+        ttl=_ttl(rec.region, ttl_minutes),
+        now=now,
+    )
+
+
+def _check_routes(region: Region, origin: Hospital, routes: list[dict[str, Any]]) -> None:
+    cfg = region_config(region).diversion
+    codes = {str(r.get("destination", "")) for r in routes}
+    found = {h.site_code: h for h in Hospital.objects.filter(region=region, site_code__in=codes)}
+    for r in routes:
+        code = str(r.get("destination", ""))
+        try:
+            cls = AmbulanceClass(str(r.get("class", "general")))
+        except ValueError:
+            raise CoordinationError(f"unknown ambulance class {r.get('class')!r}") from None
+        h = found.get(code)
+        if h is None or code == origin.site_code:
+            raise CoordinationError(f"destination {code!r} is not another hospital of the region")
+        if not rules.can_take(inputs.capabilities(h), cls, cfg):
+            raise CoordinationError(f"{code} cannot take {CLASS_LABEL[cls]} patients")
+        r["class"] = cls.value
+        r["destination"] = code
+
+
+def _decide(
+    *,
+    rec: m.DiversionRecommendation,
+    user: Any,
+    action: str,
+    status: str,
+    routes: Sequence[Mapping[str, Any]],
+    reason: str,
+    ttl: timedelta,
+    now: datetime,
+) -> m.DiversionDecision:
+    _supersede_active(rec.hospital, now, user)
+    decision = m.DiversionDecision.objects.create(
+        region=rec.region,
+        hospital=rec.hospital,
+        recommendation=rec,
+        action=action,
+        status=status,
+        routes=[dict(r) for r in routes],
+        reason=reason,
+        decided_by=user if getattr(user, "is_authenticated", False) else None,
+        decided_at=now,
+        expires_at=now + ttl,
+    )
+    rec.state = (
+        m.DiversionRecommendation.State.ACCEPTED
+        if action == m.DiversionDecision.Action.ACCEPT
+        else m.DiversionRecommendation.State.OVERRIDDEN
+    )
+    rec.closed_at = now
+    rec.save(update_fields=["state", "closed_at"])
+    _issue_directive(decision, user, rec.explanation)
+    audit.record(
+        actor=user,
+        action=COORDINATE,
+        target=decision,
+        hospital_ids=[rec.hospital_id],
+        object_ids=[decision.pk, rec.pk],
+        detail={
+            "decision": action,
+            "recommended": rec.status,
+            "decided": status,
+            "routes": [r.get("destination") for r in decision.routes],
+            "reason": reason,
+            "expires_at": decision.expires_at.isoformat(),
+        },
+    )
+    return decision
+
+
+@transaction.atomic
+def diversion_renew(
+    *, decision: m.DiversionDecision, user: Any, ttl_minutes: float | None = None, reason: str = ""
+) -> m.DiversionDecision:
+    """Keep a diversion in force for another period (every diversion lapses unless renewed)."""
+    now = timezone.now()
+    d = m.DiversionDecision.objects.select_for_update().get(pk=decision.pk)
+    if d.state != m.DiversionDecision.State.ACTIVE or d.expires_at <= now:
+        raise Conflict(f"the decision is {d.state}; decide again instead")
+    d.expires_at = now + _ttl(d.region, ttl_minutes)
+    d.renewals += 1
+    d.save(update_fields=["expires_at", "renewals"])
+    _issue_directive(d, user, reason or "renewed")
+    audit.record(
+        actor=user,
+        action=COORDINATE,
+        target=d,
+        hospital_ids=[d.hospital_id],
+        detail={"renewed_until": d.expires_at.isoformat(), "reason": reason},
+    )
+    return d
+
+
+@transaction.atomic
+def diversion_end(*, decision: m.DiversionDecision, user: Any, reason: str) -> m.DiversionDecision:
+    """End a diversion early: the site is told it is open again."""
+    if not reason.strip():
+        raise CoordinationError("ending a diversion needs a reason")
+    now = timezone.now()
+    d = m.DiversionDecision.objects.select_for_update().get(pk=decision.pk)
+    if d.state != m.DiversionDecision.State.ACTIVE:
+        raise Conflict(f"the decision is {d.state}")
+    d.state = m.DiversionDecision.State.ENDED
+    d.closed_at = now
+    d.closed_by = user
+    d.close_reason = reason.strip()
+    d.save(update_fields=["state", "closed_at", "closed_by", "close_reason"])
+    # The "open" directive carries the same expiry rule as any other: it does not pin the
+    # site open forever, it only overrides the diversion it ends.
+    directive = registry.directive_issue(
+        hospital=d.hospital,
+        kind=Directive.Kind.DIVERSION,
+        payload={
+            "ems_traffic": "Normal",
+            "status": m.DiversionStatus.OPEN.value,
+            "reason": d.close_reason,
+            "routes": [],
+            "decision_id": d.pk,
+            "action": "end",
+            "expires_at": (now + _ttl(d.region, None)).isoformat(),
+        },
+        issued_by=user if getattr(user, "is_authenticated", False) else None,
+        expires_at=now + _ttl(d.region, None),
+    )
+    directive_id, region_id = directive.pk, d.region_id
+    transaction.on_commit(lambda: _publish_and_reevaluate(directive_id, region_id))
+    audit.record(
+        actor=user,
+        action=COORDINATE,
+        target=d,
+        hospital_ids=[d.hospital_id],
+        detail={"ended": d.pk, "reason": d.close_reason},
+    )
+    return d
+
+
+def _decisions_expire(*, region: Region, now: datetime) -> int:
+    """Every diversion expires unless renewed: mark those past their time, keep the record."""
+    due = list(
+        m.DiversionDecision.objects.select_for_update().filter(
+            region=region, state=m.DiversionDecision.State.ACTIVE, expires_at__lte=now
+        )
+    )
+    for d in due:
+        d.state = m.DiversionDecision.State.EXPIRED
+        d.closed_at = now
+    m.DiversionDecision.objects.bulk_update(due, ["state", "closed_at"])
+    if due:
+        audit.record(
+            actor=None,
+            action=COORDINATE,
+            target=m.DiversionDecision,
+            hospital_ids=[d.hospital_id for d in due],
+            object_ids=[d.pk for d in due],
+            detail={"expired": len(due), "region": region.code},
+        )
+    return len(due)
+
+
+# --- resource sharing --------------------------------------------------------------------------
+
+
+def _event(
+    request: m.ResourceRequest,
+    before: str,
+    after: str,
+    user: Any,
+    now: datetime,
+    note: str = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    m.ResourceRequestEvent.objects.create(
+        request=request,
+        from_status=before,
+        to_status=after,
+        actor=user if getattr(user, "is_authenticated", False) else None,
+        at=now,
+        note=note,
+        detail=detail or {},
+    )
+    audit.record(
+        actor=user,
+        action=COORDINATE,
+        target=request,
+        hospital_ids=[request.requester_id],
+        detail={"request": request.pk, "from": before, "to": after, "note": note, **(detail or {})},
+    )
+
+
+def _move(request: m.ResourceRequest, target: str) -> str:
+    before = request.status
+    try:
+        matching.check_transition(matching.RequestStatus(before), matching.RequestStatus(target))
+    except matching.InvalidTransition as exc:
+        raise Conflict(str(exc)) from None
+    request.status = target
+    return before
+
+
+@transaction.atomic
+def resource_availability_declare(
+    *,
+    hospital: Hospital,
+    kind: str,
+    item: str,
+    quantity: float,
+    user: Any,
+    shift: str = "",
+    note: str = "",
+) -> m.ResourceAvailability:
+    if kind == m.ResourceKind.BED:
+        raise CoordinationError("free beds come from the live census, not a declaration")
+    row = m.ResourceAvailability.objects.create(
+        hospital=hospital,
+        kind=kind,
+        item=item,
+        quantity=quantity,
+        shift=shift,
+        note=note,
+        as_of=timezone.now(),
+        declared_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    audit.record(
+        actor=user,
+        action=COORDINATE,
+        target=row,
+        hospital_ids=[hospital.pk],
+        detail={"declared": item},
+    )
+    return row
+
+
+@transaction.atomic
+def resource_request_create(
+    *,
+    requester: Hospital,
+    kind: str,
+    item: str,
+    quantity: float,
+    user: Any,
+    shift: str = "",
+    needed_by: datetime | None = None,
+    note: str = "",
+) -> m.ResourceRequest:
+    if kind not in m.ResourceKind.values:
+        raise CoordinationError(f"kind must be one of {m.ResourceKind.values}")
+    if quantity <= 0:
+        raise CoordinationError("quantity must be positive")
+    now = timezone.now()
+    request = m.ResourceRequest.objects.create(
+        region=requester.region,
+        requester=requester,
+        kind=kind,
+        item=item,
+        quantity=quantity,
+        shift=shift,
+        needed_by=needed_by,
+        note=note,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+        created_at=now,
+        updated_at=now,
+    )
+    _event(request, "", m.RequestStatus.REQUESTED, user, now, note)
+    resource_request_suggest(request=request, now=now)
+    return request
+
+
+def resource_request_suggest(
+    *, request: m.ResourceRequest, now: datetime | None = None
+) -> m.ResourceRequest:
+    """Refresh the suggested matches from live availability (census beds, declared spares)."""
+    from hub.coordination import selectors
+
+    now = now or timezone.now()
+    region = request.region
+    config = region_config(region)
+    need = matching.Need(
+        requester=request.requester.site_code,
+        kind=matching.ResourceKind(request.kind),
+        item=request.item,
+        quantity=request.quantity,
+        shift=request.shift or None,
+    )
+    availability, donors = selectors.sharing_inputs(region=region, need=need, now=now)
+    matches = matching.suggest_matches(
+        need, availability, inputs.travel_times(region), donors, now, config.sharing
+    )
+    request.suggestions = [
+        {
+            "hospital": x.hospital,
+            "offerable": x.offerable,
+            "covers": x.covers,
+            "travel_minutes": x.travel_minutes,
+            "explanation": x.explanation,
+        }
+        for x in matches
+    ]
+    request.suggested_at = now
+    request.save(update_fields=["suggestions", "suggested_at"])
+    return request
+
+
+@transaction.atomic
+def resource_offer_make(
+    *, request: m.ResourceRequest, donor: Hospital, quantity: float, user: Any, note: str = ""
+) -> m.ResourceOffer:
+    request = m.ResourceRequest.objects.select_for_update().get(pk=request.pk)
+    if donor.pk == request.requester_id:
+        raise CoordinationError("a hospital cannot offer to itself")
+    if donor.region_id != request.region_id:
+        raise CoordinationError("the donor is in another region")
+    if quantity <= 0:
+        raise CoordinationError("quantity must be positive")
+    now = timezone.now()
+    before = _move(request, m.RequestStatus.OFFERED)
+    request.updated_at = now
+    request.save(update_fields=["status", "updated_at"])
+    offer = m.ResourceOffer.objects.create(
+        request=request,
+        donor=donor,
+        quantity=quantity,
+        note=note,
+        offered_by=user if getattr(user, "is_authenticated", False) else None,
+        offered_at=now,
+    )
+    _event(
+        request,
+        before,
+        m.RequestStatus.OFFERED,
+        user,
+        now,
+        note,
+        {"donor": donor.site_code, "quantity": quantity},
+    )
+    return offer
+
+
+@transaction.atomic
+def resource_offer_accept(
+    *, offer: m.ResourceOffer, user: Any, note: str = ""
+) -> m.ResourceRequest:
+    offer = m.ResourceOffer.objects.select_for_update().select_related("request").get(pk=offer.pk)
+    request = m.ResourceRequest.objects.select_for_update().get(pk=offer.request_id)
+    if offer.state != m.ResourceOffer.State.OPEN:
+        raise Conflict(f"the offer is {offer.state}")
+    now = timezone.now()
+    before = _move(request, m.RequestStatus.ACCEPTED)
+    request.updated_at = now
+    request.save(update_fields=["status", "updated_at"])
+    offer.state = m.ResourceOffer.State.ACCEPTED
+    offer.save(update_fields=["state"])
+    request.offers.exclude(pk=offer.pk).filter(state=m.ResourceOffer.State.OPEN).update(
+        state=m.ResourceOffer.State.DECLINED
+    )
+    _event(
+        request,
+        before,
+        m.RequestStatus.ACCEPTED,
+        user,
+        now,
+        note,
+        {"offer": offer.pk, "donor": offer.donor.site_code},
+    )
+    return request
+
+
+@transaction.atomic
+def resource_request_fulfil(
+    *, request: m.ResourceRequest, user: Any, note: str = ""
+) -> m.ResourceRequest:
+    request = m.ResourceRequest.objects.select_for_update().get(pk=request.pk)
+    now = timezone.now()
+    before = _move(request, m.RequestStatus.FULFILLED)
+    request.updated_at = now
+    request.save(update_fields=["status", "updated_at"])
+    _event(request, before, m.RequestStatus.FULFILLED, user, now, note)
+    return request
+
+
+@transaction.atomic
+def resource_request_cancel(
+    *, request: m.ResourceRequest, user: Any, reason: str
+) -> m.ResourceRequest:
+    if not reason.strip():
+        raise CoordinationError("cancelling needs a reason")
+    request = m.ResourceRequest.objects.select_for_update().get(pk=request.pk)
+    now = timezone.now()
+    before = _move(request, m.RequestStatus.CANCELLED)
+    request.updated_at = now
+    request.save(update_fields=["status", "updated_at"])
+    request.offers.filter(state=m.ResourceOffer.State.OPEN).update(
+        state=m.ResourceOffer.State.DECLINED
+    )
+    _event(request, before, m.RequestStatus.CANCELLED, user, now, reason.strip())
+    return request

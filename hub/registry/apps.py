@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class RegistryConfig(AppConfig):
+    """Regions, hospitals, units, travel times and the site agents that feed the hub.
+
+    The label is ``registry`` because governance finds the scoping models by it
+    (``GOVERNANCE_HOSPITAL_MODEL = "registry.Hospital"``)."""
+
+    name = "hub.registry"
+    label = "registry"
+    verbose_name = "Hospital registry"

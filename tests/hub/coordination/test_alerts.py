@@ -1,0 +1,160 @@
+"""Alert rules (thresholds, forecasts, stale feeds, diversion and surge changes) and the plan
+that de-duplicates, resolves, reminds and escalates."""
+
+from __future__ import annotations
+
+from hub.coordination.alerts_rules import AlertCandidate, OpenAlert, plan_alerts
+from hub.coordination.config import AlertConfig, ForecastRule, ThresholdRule
+from hub.coordination.region import NO_PRIORS, evaluate_region
+from hub.coordination.state import Forecast, ForecastPoint
+
+from .builders import CONFIG, NOW, at_pressure, hospital, minutes_ago
+
+ALERTS = CONFIG.alerts
+
+
+def _alerts(states, travel=None):
+    ev = evaluate_region(states, travel or {}, NO_PRIORS, NOW, CONFIG)
+    return {a.key: a for a in ev.alerts}
+
+
+def test_icu_forecast_full_within_six_hours_raises_the_forecast_alert() -> None:
+    icu = (
+        ForecastPoint(horizon_hours=2, p50=2, p10=0, p90=4),
+        ForecastPoint(horizon_hours=4, p50=1, p10=-1, p90=3),
+        ForecastPoint(horizon_hours=6, p50=0, p10=-2, p90=2),
+    )
+    h = hospital("H", forecast=Forecast(as_of=minutes_ago(20), icu=icu))
+    alerts = _alerts([h])
+    a = alerts["forecast:icu:H"]
+    assert a.title == "ICU at H forecast full in 6 h (p50)"
+    assert a.message == (
+        "ICU at H forecast full in 6 h (p50 0 free; 80% interval -2 to 2 free); "
+        "forecast made 20 min ago"
+    )
+    assert a.condition is True
+    assert a.severity == "warning"
+
+
+def test_an_old_forecast_raises_no_forecast_alert() -> None:
+    icu = (ForecastPoint(horizon_hours=1, p50=-1),)
+    h = hospital("H", forecast=Forecast(as_of=minutes_ago(120), icu=icu))
+    assert "forecast:icu:H" not in _alerts([h])
+
+
+def test_thresholds_raise_for_fresh_hospitals_only() -> None:
+    hot = hospital("A", ed_capacity=20, ed_occupied=21, offload_p90_minutes=75, offload_as_of=NOW)
+    stale = hospital("B", ed_capacity=20, ed_occupied=25, as_of=minutes_ago(30))
+    alerts = _alerts([hot, stale, hospital("C")])
+    assert alerts["threshold:ed_occupancy:A"].title == "ED occupancy at A: 105%"
+    assert alerts["threshold:offload_p90_minutes:A"].severity == "critical"
+    assert alerts["threshold:offload_p90_minutes:A"].message == (
+        "ambulance offload p90 at A is 1 h 15 min (alert >= 1 h)"
+    )
+    assert "threshold:ed_occupancy:B" not in alerts
+    assert alerts["stale:B"].message == (
+        "B: census 30 min old (limit 15). It is not used as a destination."
+    )
+    assert not [k for k in alerts if k.endswith(":C")]
+
+
+def test_diversion_and_surge_changes_are_events_that_wait_for_an_ack() -> None:
+    h = at_pressure("H", 0.9)
+    calm = [at_pressure(f"G{i}", 0.1) for i in range(3)]
+    alerts = _alerts([h, *calm], {"H": {"G0": 10}})
+    div = alerts["diversion:H:closed"]
+    assert div.condition is False
+    assert div.title == "H recommended closed to ambulances (was open)"
+    assert div.message.startswith("Close ED to general ambulances at H; send them to G0.")
+
+
+def test_a_custom_rule_set_is_used() -> None:
+    cfg = AlertConfig(
+        thresholds=(ThresholdRule("ed_boarding", ">=", 3, "critical"),),
+        forecasts=(ForecastRule("ed", 2.0, "info"),),
+    )
+    config = CONFIG.__class__(diversion=CONFIG.diversion, surge=CONFIG.surge, alerts=cfg)
+    h = hospital("H", ed_boarding=3)
+    ev = evaluate_region([h], {}, NO_PRIORS, NOW, config)
+    keys = {a.key for a in ev.alerts}
+    assert "threshold:ed_boarding:H" in keys
+    assert "threshold:ed_occupancy:H" not in keys
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+def _candidate(key: str, severity: str = "warning", condition: bool = True) -> AlertCandidate:
+    return AlertCandidate(
+        key=key,
+        kind=key.split(":")[0],
+        severity=severity,
+        hospital="H",
+        title=key,
+        message=key,
+        condition=condition,
+    )
+
+
+def _open(key: str, raised: float, notified: float | None = None, **kw: object) -> OpenAlert:
+    base: dict[str, object] = {
+        "key": key,
+        "raised_at": minutes_ago(raised),
+        "last_notified_at": minutes_ago(notified if notified is not None else raised),
+        "condition": True,
+        "severity": "warning",
+    }
+    base.update(kw)
+    return OpenAlert(**base)  # type: ignore[arg-type]
+
+
+def test_an_open_alert_is_not_raised_twice() -> None:
+    plan = plan_alerts(
+        [_candidate("threshold:ed_occupancy:H"), _candidate("stale:K")],
+        {"threshold:ed_occupancy:H": _open("threshold:ed_occupancy:H", 5)},
+        NOW,
+        ALERTS,
+    )
+    assert [c.key for c in plan.raise_new] == ["stale:K"]
+    assert [c.key for c in plan.refresh] == ["threshold:ed_occupancy:H"]
+    assert plan.remind == ()
+
+
+def test_duplicate_candidates_collapse_to_the_most_severe() -> None:
+    plan = plan_alerts(
+        [_candidate("x:H", "info"), _candidate("x:H", "critical"), _candidate("x:H", "warning")],
+        {},
+        NOW,
+        ALERTS,
+    )
+    assert [c.severity for c in plan.raise_new] == ["critical"]
+
+
+def test_a_condition_that_cleared_resolves_but_an_event_waits_for_its_ack() -> None:
+    open_alerts = {
+        "stale:H": _open("stale:H", 30),
+        "diversion:H:closed": _open("diversion:H:closed", 30, condition=False),
+    }
+    plan = plan_alerts([], open_alerts, NOW, ALERTS)
+    assert plan.resolve == ("stale:H",)
+
+
+def test_unacknowledged_alerts_escalate_step_by_step_and_acknowledged_ones_do_not() -> None:
+    # Escalation after 15, 45 and 120 minutes from raising.
+    open_alerts = {
+        "a": _open("a", 16, notified=16),
+        "b": _open("b", 50, notified=50, escalation_level=1),
+        "c": _open("c", 130, notified=10, escalation_level=3),
+        "d": _open("d", 200, notified=200, acknowledged=True),
+        "e": _open("e", 200, notified=200, severity="info"),
+    }
+    cands = [_candidate(k) for k in open_alerts]
+    plan = plan_alerts(cands, open_alerts, NOW, ALERTS)
+    assert dict(plan.escalate) == {"a": 1, "b": 2}
+    assert "d" not in plan.remind
+
+
+def test_a_long_open_unacknowledged_alert_is_sent_again_as_a_reminder() -> None:
+    open_alerts = {"a": _open("a", 300, notified=241), "b": _open("b", 300, notified=100)}
+    plan = plan_alerts([_candidate("a"), _candidate("b")], open_alerts, NOW, ALERTS)
+    assert plan.remind == ("a",)
