@@ -158,6 +158,16 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Site agents and the regional operations center talk to the hub here.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a "status" or "kind"; naming each choice set keeps the schema
+    # stable for client generators (and drf-spectacular quiet under check --deploy).
+    "ENUM_NAME_OVERRIDES": {
+        "DirectiveKindEnum": "hub.registry.models.Directive.Kind",
+        "ResourceKindEnum": "hub.coordination.models.ResourceKind",
+        "DiversionStatusEnum": "hub.coordination.models.DiversionStatus",
+        "RequestStatusEnum": "hub.coordination.models.RequestStatus",
+        "PolicyStatusEnum": "governance.models.PolicyStatus",
+        "ErasureStatusEnum": "governance.models.ErasureStatus",
+    },
 }
 
 # --- Internationalisation, static files ----------------------------------------------------

@@ -1,0 +1,1 @@
+"""The live census twin (pure): the model, and census figures computed from it."""
