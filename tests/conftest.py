@@ -2,6 +2,7 @@
 
 import os
 import uuid
+from typing import Any
 
 import pytest
 
@@ -15,3 +16,12 @@ def kafka_bootstrap() -> str:
 def unique_topic() -> str:
     # The broker is shared by every test (and every developer's run): names never repeat.
     return f"test.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
+def _unhashed_static_files(settings: Any) -> None:
+    """Render templates without a collected manifest: a fresh checkout has not run collectstatic."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
