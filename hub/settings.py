@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "hub.api",
     "hub.coordination",
     "hub.benchmarks",
+    "hub.web",
 ]
 
 MIDDLEWARE = [
@@ -83,6 +84,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "hub.web.navigation.nav",
             ],
         },
     },
@@ -138,7 +140,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:home"
+LOGOUT_REDIRECT_URL = "web:login"
 
 # --- API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

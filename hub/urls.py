@@ -1,4 +1,4 @@
-"""The hub's URLs: health probes, the admin, the API schema."""
+"""The hub's URLs: health probes, the admin, the API and its schema, the web app."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -16,4 +16,6 @@ urlpatterns = [
     path("api/v1/coordination/", include("hub.coordination.urls")),
     path("api/v1/benchmarks/", include("hub.benchmarks.urls")),
     path("api/v1/", include("hub.api.urls")),
+    path("governance/", include("governance.web.urls")),
+    path("", include("hub.web.urls")),
 ]

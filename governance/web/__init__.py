@@ -1,0 +1,1 @@
+"""The governance board's screens: policies, erasure requests, the audit log, retention."""

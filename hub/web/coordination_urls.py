@@ -1,0 +1,5 @@
+"""Routes of the coordination pages (names are in the ``web`` namespace)."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
