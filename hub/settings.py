@@ -268,7 +268,12 @@ GOVERNANCE_ERASURE_DEADLINE_DAYS = env_int("GOVERNANCE_ERASURE_DEADLINE_DAYS", 3
 GOVERNANCE_ERASURE_ALERT_DAYS = env_int("GOVERNANCE_ERASURE_ALERT_DAYS", 7)
 # URL names (or "namespace:*") that declare no governed action, each for a reason: probes carry
 # no data, the schema has no rows, the admin is guarded by model permissions (and audited).
-GOVERNANCE_UNGOVERNED_URLS = ["healthz", "readyz", "api-schema", "api-docs", "admin:*"]
+# Pages with no data of their own: sign-in/out, the landing redirect (it only forwards to a
+# governed page), the favicon.
+GOVERNANCE_UNGOVERNED_URLS = [
+    *("healthz", "readyz", "api-schema", "api-docs", "admin:*", "favicon"),
+    *("web:home", "web:login", "web:logout"),
+]
 # Retention per data class (audit events: 7 years, built in). Flow records keep what each
 # hospital's published sharing policy says (retention.flow_records_months), else `months`.
 GOVERNANCE_RETENTION_CLASSES = {

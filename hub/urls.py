@@ -22,7 +22,11 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
-    path("favicon.ico", RedirectView.as_view(url=static("web/favicon.svg"), permanent=True)),
+    path(
+        "favicon.ico",
+        RedirectView.as_view(url=static("web/favicon.svg"), permanent=True),
+        name="favicon",
+    ),
     path("api/v1/governance/", include("governance.api.urls")),
     path("api/v1/coordination/", include("hub.coordination.urls")),
     path("api/v1/benchmarks/", include("hub.benchmarks.urls")),

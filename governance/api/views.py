@@ -49,6 +49,33 @@ def valid(serializer_class: type[Any], data: Any) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
+class WorkflowMixin:
+    """One workflow step of a governed object: fetch it (another hospital's id is a 404
+    before the body is validated), validate the body, call the service, serialize."""
+
+    target_kwarg: str  # the service's keyword for the object: "policy", "erasure"
+    output: type[Any]
+
+    def transition(
+        self,
+        request: Request,
+        service: Callable[..., Any],
+        body: type[Any] | None = None,
+        **fixed: Any,
+    ) -> Response:
+        obj = self.get_object()  # type: ignore[attr-defined]
+        data = valid(body, request.data) if body is not None else {}
+        result = call(
+            service,
+            actor=request.user,
+            request=request,
+            **{self.target_kwarg: obj},
+            **fixed,
+            **data,
+        )
+        return Response(self.output(result).data)
+
+
 def _audit_filter(request: Request) -> selectors.AuditFilter:
     params = s.AuditFilterIn(data=request.query_params)
     params.is_valid(raise_exception=True)
@@ -122,6 +149,7 @@ class AuditVerifyView(GovernedViewSetMixin, APIView):
 
 
 class PolicyViewSet(
+    WorkflowMixin,
     GovernedViewSetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -131,6 +159,7 @@ class PolicyViewSet(
 
     queryset = SharingPolicy.objects.all()
     serializer_class = s.PolicyOut
+    target_kwarg, output = "policy", s.PolicyOut
     governance_actions = {  # noqa: RUF012
         "list": "read_policy",
         "retrieve": "read_policy",
@@ -159,75 +188,27 @@ class PolicyViewSet(
 
     @extend_schema(request=s.PolicyUpdateIn, responses={200: s.PolicyOut})
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        obj = self.get_object()  # another hospital's id: 404 before validation
-        data = valid(s.PolicyUpdateIn, request.data)
-        policy = call(
-            services.policy_update_draft,
-            actor=request.user,
-            policy=obj,
-            request=request,
-            **data,
-        )
-        return self._out(policy)
+        return self.transition(request, services.policy_update_draft, s.PolicyUpdateIn)
 
     @extend_schema(request=None, responses={200: s.PolicyOut})
     @action(detail=True, methods=["post"])
     def submit(self, request: Request, pk: str | None = None) -> Response:
-        return self._out(
-            call(
-                services.policy_submit,
-                actor=request.user,
-                policy=self.get_object(),
-                request=request,
-            )
-        )
+        return self.transition(request, services.policy_submit)
 
     @extend_schema(request=s.DecisionIn, responses={200: s.PolicyOut})
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
-        obj = self.get_object()  # another hospital's id: 404 before validation
-        data = valid(s.DecisionIn, request.data)
-        return self._out(
-            call(
-                services.policy_decide,
-                actor=request.user,
-                approve=True,
-                policy=obj,
-                request=request,
-                **data,
-            )
-        )
+        return self.transition(request, services.policy_decide, s.DecisionIn, approve=True)
 
     @extend_schema(request=s.DecisionIn, responses={200: s.PolicyOut})
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
-        obj = self.get_object()  # another hospital's id: 404 before validation
-        data = valid(s.DecisionIn, request.data)
-        return self._out(
-            call(
-                services.policy_decide,
-                actor=request.user,
-                approve=False,
-                policy=obj,
-                request=request,
-                **data,
-            )
-        )
+        return self.transition(request, services.policy_decide, s.DecisionIn, approve=False)
 
     @extend_schema(request=s.PublishIn, responses={200: s.PolicyOut})
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, pk: str | None = None) -> Response:
-        obj = self.get_object()  # another hospital's id: 404 before validation
-        data = valid(s.PublishIn, request.data)
-        return self._out(
-            call(
-                services.policy_publish,
-                actor=request.user,
-                policy=obj,
-                request=request,
-                **data,
-            )
-        )
+        return self.transition(request, services.policy_publish, s.PublishIn)
 
     @extend_schema(request=None, responses={200: s.PreviewOut})
     @action(detail=True, methods=["post"])
@@ -273,6 +254,7 @@ class PolicyViewSet(
 
 
 class ErasureRequestViewSet(
+    WorkflowMixin,
     GovernedViewSetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -282,6 +264,7 @@ class ErasureRequestViewSet(
 
     queryset = ErasureRequest.objects.all()
     serializer_class = s.ErasureOut
+    target_kwarg, output = "erasure", s.ErasureOut
     governance_actions = {  # noqa: RUF012
         "list": "read_erasure",
         "retrieve": "read_erasure",
@@ -310,41 +293,17 @@ class ErasureRequestViewSet(
     @extend_schema(request=None, responses={200: s.ErasureOut})
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
-        return self._out(
-            call(
-                services.erasure_request_approve,
-                actor=request.user,
-                erasure=self.get_object(),
-                request=request,
-            )
-        )
+        return self.transition(request, services.erasure_request_approve)
 
     @extend_schema(request=None, responses={200: s.ErasureOut})
     @action(detail=True, methods=["post"])
     def execute(self, request: Request, pk: str | None = None) -> Response:
-        return self._out(
-            call(
-                services.erasure_request_execute,
-                actor=request.user,
-                erasure=self.get_object(),
-                request=request,
-            )
-        )
+        return self.transition(request, services.erasure_request_execute)
 
     @extend_schema(request=s.RejectIn, responses={200: s.ErasureOut})
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
-        obj = self.get_object()  # another hospital's id: 404 before validation
-        data = valid(s.RejectIn, request.data)
-        return self._out(
-            call(
-                services.erasure_request_reject,
-                actor=request.user,
-                erasure=obj,
-                request=request,
-                **data,
-            )
-        )
+        return self.transition(request, services.erasure_request_reject, s.RejectIn)
 
     @extend_schema(request=None, responses={202: None})
     @action(detail=True, methods=["post"])
@@ -354,6 +313,7 @@ class ErasureRequestViewSet(
 
 
 class SiteErasureRequestViewSet(
+    WorkflowMixin,
     GovernedViewSetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -364,6 +324,7 @@ class SiteErasureRequestViewSet(
 
     queryset = ErasureRequest.objects.all()
     serializer_class = s.ErasureOut
+    target_kwarg, output = "erasure", s.ErasureOut
     governance_action = "site_erasure"
 
     def _own_hospital(self, request: Request) -> int:
@@ -388,16 +349,7 @@ class SiteErasureRequestViewSet(
     @extend_schema(request=s.ConfirmIn, responses={200: s.ErasureOut})
     @action(detail=True, methods=["post"])
     def confirm(self, request: Request, pk: str | None = None) -> Response:
-        obj = self.get_object()  # another hospital's id: 404 before validation
-        data = valid(s.ConfirmIn, request.data)
-        erasure = call(
-            services.erasure_request_confirm,
-            actor=request.user,
-            erasure=obj,
-            request=request,
-            **data,
-        )
-        return Response(s.ErasureOut(erasure).data)
+        return self.transition(request, services.erasure_request_confirm, s.ConfirmIn)
 
 
 class RetentionRunViewSet(
