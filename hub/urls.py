@@ -4,6 +4,7 @@ from csp.decorators import csp_update
 from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -24,7 +25,7 @@ urlpatterns = [
     ),
     path(
         "favicon.ico",
-        RedirectView.as_view(url=static("web/favicon.svg"), permanent=True),
+        RedirectView.as_view(url=lazy(static, str)("web/favicon.svg"), permanent=True),
         name="favicon",
     ),
     path("api/v1/governance/", include("governance.api.urls")),

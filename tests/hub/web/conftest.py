@@ -39,7 +39,12 @@ def page(browser: Any, live_server: Any) -> Iterator[Any]:
     context = browser.new_context(viewport=WALL_SCREEN, base_url=live_server.url)
     page = context.new_page()
     errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on(
+        "console",
+        lambda m: errors.append(f"{m.text} ({m.location.get('url', '?')})")
+        if m.type == "error"
+        else None,
+    )
     page.on("pageerror", lambda e: errors.append(str(e)))
     yield page
     context.close()
