@@ -1,6 +1,9 @@
 """The governance board's screens: sharing policies, erasure requests, the audit log and
 retention. Every view declares a governed action per HTTP method, reads through the
-governance selectors, and changes things only through ``governance.services``."""
+governance selectors, and changes things only through ``governance.services``.
+
+An invalid form comes back as the same page (status 200, like Django's form views) with the
+errors next to the fields; a workflow step the services refuse becomes an error message."""
 
 from __future__ import annotations
 
@@ -145,7 +148,6 @@ class PolicyListView(GovernedScreen):
                 "can_manage": can(request.user, "manage_policy"),
                 "form": form or forms.PolicyDraftForm(),
             },
-            status=400 if form is not None else 200,
         )
 
     def post(self, request: HttpRequest) -> HttpResponse:
@@ -265,7 +267,7 @@ class PolicyEditView(PolicyObjectMixin, GovernedScreen):
     queryset = SharingPolicy.objects.all()
 
     def _page(
-        self, request: HttpRequest, policy: SharingPolicy, form: forms.PolicyEditForm, code: int
+        self, request: HttpRequest, policy: SharingPolicy, form: forms.PolicyEditForm
     ) -> HttpResponse:
         return render(
             request,
@@ -275,7 +277,6 @@ class PolicyEditView(PolicyObjectMixin, GovernedScreen):
                 "policy": policy,
                 "form": form,
             },
-            status=code,
         )
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -283,13 +284,13 @@ class PolicyEditView(PolicyObjectMixin, GovernedScreen):
         if policy.status != PolicyStatus.DRAFT:
             messages.error(request, f"Only drafts can be edited; this version is {policy.status}.")
             return redirect("govweb:policy-detail", pk=policy.pk)
-        return self._page(request, policy, forms.PolicyEditForm.for_policy(policy), 200)
+        return self._page(request, policy, forms.PolicyEditForm.for_policy(policy))
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         policy = self.get_policy(pk, "manage_policy")
         form = forms.PolicyEditForm(request.POST, policy=policy)
         if not form.is_valid():
-            return self._page(request, policy, form, 400)
+            return self._page(request, policy, form)
         saved = _run(
             request,
             services.policy_update_draft,
@@ -300,7 +301,7 @@ class PolicyEditView(PolicyObjectMixin, GovernedScreen):
             effective_at=form.cleaned_data["effective_at"],
         )
         if saved is None:
-            return self._page(request, policy, form, 409)
+            return self._page(request, policy, form)
         return redirect("govweb:policy-detail", pk=policy.pk)
 
 
@@ -383,7 +384,6 @@ class PolicyPreviewView(PolicyObjectMixin, GovernedScreen):
                 "slots": slots,
                 "problem": problem,
             },
-            status=200 if not problem else 400,
         )
 
 
@@ -514,7 +514,6 @@ class ErasureListView(GovernedScreen):
                 "form": form or forms.ErasureCreateForm(),
                 "open_form": form is not None,
             },
-            status=400 if form is not None else 200,
         )
 
     def post(self, request: HttpRequest) -> HttpResponse:
@@ -582,7 +581,6 @@ class ErasureDetailView(ErasureObjectMixin, GovernedScreen):
                 "can_resend": manage and status == ErasureStatus.EXECUTED,
                 "reject_form": reject_form or forms.ErasureRejectForm(),
             },
-            status=400 if reject_form is not None else 200,
         )
 
 
@@ -685,7 +683,6 @@ class AuditListView(GovernedScreen):
                 "query": _querystring(request),
                 "can_export": can(request.user, "export_audit"),
             },
-            status=400 if form.is_bound and form.errors else 200,
         )
 
 
@@ -797,7 +794,6 @@ class RetentionListView(GovernedScreen):
                 "can_run": can(request.user, "run_retention"),
                 "form": form or forms.RetentionRunForm(initial={"mode": "dry"}),
             },
-            status=400 if form is not None else 200,
         )
 
     def post(self, request: HttpRequest) -> HttpResponse:
