@@ -14,16 +14,16 @@ from governance.models import AuditEvent, PolicyStatus, SharingPolicy
 
 # The order policy states are shown in, and the badge class of each (app.css).
 POLICY_BADGES = {
-    PolicyStatus.DRAFT: "info",
+    PolicyStatus.DRAFT: "muted",
     PolicyStatus.REVIEW: "warn",
-    PolicyStatus.APPROVED: "advisory",
+    PolicyStatus.APPROVED: "info",
     PolicyStatus.PUBLISHED: "ok",
-    PolicyStatus.SUPERSEDED: "stale",
+    PolicyStatus.SUPERSEDED: "muted",
     PolicyStatus.REJECTED: "bad",
 }
 ERASURE_BADGES = {
     "received": "warn",
-    "approved": "advisory",
+    "approved": "info",
     "executed": "info",
     "closed": "ok",
     "rejected": "bad",

@@ -11,6 +11,7 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from django.contrib import messages
@@ -366,7 +367,7 @@ class PolicyPreviewView(PolicyObjectMixin, GovernedScreen):
                         "released": result.released.get(slot, 0),
                         "held": result.held.get(slot, []),
                         "sample": [
-                            (k, _show(v))
+                            (k, "—" if v is None else _show(v))
                             for k, v in sorted(samples[0].items())
                             if k not in ("event_id", "source_event_id", "produced_at")
                         ]
@@ -812,12 +813,23 @@ class RetentionListView(GovernedScreen):
         return self.get(request, form=form)
 
 
+def _when(text: Any) -> str:
+    """An ISO timestamp of a report as "YYYY-MM-DD HH:MM" (UTC), or the text as it is."""
+    try:
+        moment = datetime.fromisoformat(str(text))
+    except ValueError:
+        return str(text or "")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def _class_report(dc: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": dc.get("name", ""),
         "months": dc.get("months"),
-        "cutoff": dc.get("cutoff", ""),
-        "per_hospital": sorted((dc.get("per_hospital_cutoffs") or {}).items()),
+        "cutoff": _when(dc.get("cutoff")),
+        "per_hospital": [
+            (h, _when(c)) for h, c in sorted((dc.get("per_hospital_cutoffs") or {}).items())
+        ],
         "tables": [
             {
                 "table": t.get("table", ""),
