@@ -43,6 +43,13 @@ def _message(page: Any) -> str:
     return str(page.locator(".messages").inner_text())
 
 
+def _fits_a_laptop(page: Any) -> None:
+    """At 1366x768 the page scrolls down, never sideways."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1366, f"the page is {width}px wide on a laptop"
+
+
 def _published_v1(region: Region, make_user: UserFactory) -> SharingPolicy:
     author, member = make_user(Role.GOVERNANCE_BOARD), make_user(Role.GOVERNANCE_BOARD)
     policy = services.policy_create_draft(
@@ -131,6 +138,9 @@ def test_draft_approve_and_publish_a_policy(
     page.goto("/governance/policies/")
     assert "in force" in page.locator("tbody tr").first.inner_text()
     shot(page, "gov-policies-after")
+    page.goto(f"/governance/policies/{draft.pk}/")
+    _fits_a_laptop(page)
+    shot(page, "gov-policy-laptop")
 
 
 def test_an_erasure_request_taken_to_done(
@@ -217,6 +227,8 @@ def test_search_the_audit_log_and_verify_the_chain(
     result.get_by_text("The audit chain is intact").wait_for()
     assert "linked event" in result.inner_text()
     shot(page, "gov-audit-verified")
+    _fits_a_laptop(page)
+    shot(page, "gov-audit-laptop")
 
 
 def test_start_a_retention_dry_run(
