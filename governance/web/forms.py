@@ -3,13 +3,15 @@ each workflow stay in ``governance.services`` (a refusal there is shown as a mes
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import datetime, time, timedelta
 from typing import Any
 
 from django import forms
 
-from governance import policies, selectors
+from deid.contracts.vocabulary import GRANULARITY_ORDER
+from governance import policies, retention, selectors
 from governance.models import PolicyStatus, SharingPolicy
 from governance.web.selectors import AuditSearch, hospital_choices
 
@@ -217,3 +219,145 @@ class RetentionRunForm(forms.Form):
 
 def policy_status_choices() -> list[tuple[str, str]]:
     return [("", "Any"), *PolicyStatus.choices]
+
+
+class PolicyRulesForm(forms.Form):
+    """The sharing rules of a draft as a structured form: per record kind and audience, the
+    fields released, the date granularity, the small-cell threshold and k; plus the retention
+    months. Everything else in the document is kept as it is. The result is validated by the
+    DE-ID policy validator; its complaint is shown on the row it names."""
+
+    def __init__(self, *args: Any, policy: SharingPolicy, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.policy = policy
+        self.rows: list[dict[str, Any]] = []
+        template = policies.template().get("records") or {}
+        records = policy.document.get("records") or {}
+        granularities = [(g.value, g.value) for g in GRANULARITY_ORDER]
+        for kind, audiences in records.items():
+            if not isinstance(audiences, dict):
+                continue
+            for audience, rule in audiences.items():
+                if not isinstance(rule, dict):
+                    continue
+                prefix = f"{kind}__{audience}"
+                known = list((template.get(kind) or {}).get(audience, {}).get("fields") or [])
+                current = [str(f) for f in rule.get("fields") or []]
+                choices = [*known, *(f for f in current if f not in known)]
+                row: dict[str, Any] = {"kind": kind, "audience": audience, "prefix": prefix}
+                self.fields[f"{prefix}__fields"] = forms.MultipleChoiceField(
+                    label=f"Fields {kind} → {audience}",
+                    choices=[(f, f) for f in choices],
+                    initial=current,
+                    required=False,
+                    widget=forms.CheckboxSelectMultiple,
+                )
+                self.fields[f"{prefix}__granularity"] = forms.ChoiceField(
+                    label=f"Dates by ({kind}, {audience})",
+                    choices=granularities,
+                    initial=rule.get("date_granularity", "day"),
+                )
+                self.fields[f"{prefix}__threshold"] = forms.IntegerField(
+                    label=f"Minimum cell size ({kind}, {audience})",
+                    min_value=0,
+                    initial=rule.get("small_cell_threshold", 0),
+                )
+                row["has_k"] = "k" in rule
+                if row["has_k"]:
+                    self.fields[f"{prefix}__k"] = forms.IntegerField(
+                        label=f"k ({kind}, {audience})", min_value=1, initial=rule.get("k")
+                    )
+                self.rows.append(row)
+        months = policy.document.get("retention") or {}
+        keys = sorted({*months, *retention_policy_keys()})
+        self.retention_keys = keys
+        for key in keys:
+            self.fields[f"retention__{key}"] = forms.IntegerField(
+                label=f"{key.replace('_', ' ')}",
+                min_value=1,
+                required=False,
+                initial=months.get(key),
+                help_text="Empty: the hub's default period.",
+            )
+
+    def bound_rows(self) -> list[dict[str, Any]]:
+        out = []
+        for row in self.rows:
+            p = row["prefix"]
+            out.append(
+                {
+                    **row,
+                    "audience_label": str(row["audience"]).replace("_", " "),
+                    "fields": self[f"{p}__fields"],
+                    "granularity": self[f"{p}__granularity"],
+                    "threshold": self[f"{p}__threshold"],
+                    "k": self[f"{p}__k"] if row["has_k"] else None,
+                    "errors": [
+                        *self[f"{p}__granularity"].errors,
+                        *self[f"{p}__threshold"].errors,
+                        *(self[f"{p}__k"].errors if row["has_k"] else []),
+                        *self[f"{p}__fields"].errors,
+                    ],
+                }
+            )
+        return out
+
+    def bound_retention(self) -> list[Any]:
+        return [self[f"retention__{key}"] for key in self.retention_keys]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        document = copy.deepcopy(self.policy.document)
+        for row in self.rows:
+            p = row["prefix"]
+            rule = document["records"][row["kind"]][row["audience"]]
+            rule["fields"] = list(data.get(f"{p}__fields") or [])
+            # A setting the document left to its default is only written when it changes,
+            # so saving untouched rows does not add noise to the diff.
+            for key, name, default in (
+                ("date_granularity", "granularity", "day"),
+                ("small_cell_threshold", "threshold", 0),
+            ):
+                if key in rule or data[f"{p}__{name}"] != default:
+                    rule[key] = data[f"{p}__{name}"]
+            if row["has_k"]:
+                rule["k"] = data[f"{p}__k"]
+        kept = {
+            key: data[f"retention__{key}"]
+            for key in self.retention_keys
+            if data.get(f"retention__{key}") is not None
+        }
+        document.pop("retention", None)
+        if kept:
+            document["retention"] = kept
+        try:
+            policies.validate(
+                document, site_code=self.policy.site_code, version=self.policy.version
+            )
+        except policies.PolicyError as exc:
+            self._place(str(exc))
+            return data
+        data["document"] = document
+        return data
+
+    def _place(self, message: str) -> None:
+        """Put the validator's complaint on the row its path names (or on the form)."""
+        for row in self.rows:
+            path = f"records.{row['kind']}.{row['audience']}"
+            if message.startswith(path):
+                setting = message[len(path) :].lstrip(".").split(":", 1)[0].split(".")[0]
+                name = {
+                    "date_granularity": "granularity",
+                    "small_cell_threshold": "threshold",
+                    "k": "k" if row["has_k"] else "granularity",
+                }.get(setting, "fields")
+                self.add_error(f"{row['prefix']}__{name}", message)
+                return
+        self.add_error(None, message)
+
+
+def retention_policy_keys() -> list[str]:
+    """The retention settings a policy may shorten (``policy_key`` of each data class)."""
+    return sorted({dc.policy_key for dc in retention.data_classes() if dc.policy_key})

@@ -9,6 +9,7 @@ urlpatterns: list[URLPattern] = [
     path("policies/", views.PolicyListView.as_view(), name="policies"),
     path("policies/<int:pk>/", views.PolicyDetailView.as_view(), name="policy-detail"),
     path("policies/<int:pk>/edit/", views.PolicyEditView.as_view(), name="policy-edit"),
+    path("policies/<int:pk>/rules/", views.PolicyRulesView.as_view(), name="policy-rules"),
     path("policies/<int:pk>/diff/", views.PolicyDiffView.as_view(), name="policy-diff"),
     path("policies/<int:pk>/preview/", views.PolicyPreviewView.as_view(), name="policy-preview"),
     path("policies/<int:pk>/submit/", views.PolicySubmitView.as_view(), name="policy-submit"),

@@ -306,6 +306,51 @@ class PolicyEditView(PolicyObjectMixin, GovernedScreen):
         return redirect("govweb:policy-detail", pk=policy.pk)
 
 
+class PolicyRulesView(PolicyObjectMixin, GovernedScreen):
+    """The structured editor of a draft's sharing rules (the JSON editor is the other way)."""
+
+    governance_actions: ClassVar[dict[str, str]] = {"get": "manage_policy", "post": "manage_policy"}
+    queryset = SharingPolicy.objects.all()
+
+    def _page(
+        self, request: HttpRequest, policy: SharingPolicy, form: forms.PolicyRulesForm
+    ) -> HttpResponse:
+        return render(
+            request,
+            "governance/web/policy_rules.html",
+            {
+                "page_title": f"Sharing rules of {policy.site_code} v{policy.version}",
+                "policy": policy,
+                "form": form,
+                "rows": form.bound_rows(),
+                "retention": form.bound_retention(),
+            },
+        )
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        policy = self.get_policy(pk, "manage_policy")
+        if policy.status != PolicyStatus.DRAFT:
+            messages.error(request, f"Only drafts can be edited; this version is {policy.status}.")
+            return redirect("govweb:policy-detail", pk=policy.pk)
+        return self._page(request, policy, forms.PolicyRulesForm(policy=policy))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        policy = self.get_policy(pk, "manage_policy")
+        form = forms.PolicyRulesForm(request.POST, policy=policy)
+        if not form.is_valid():
+            return self._page(request, policy, form)
+        saved = _run(
+            request,
+            services.policy_update_draft,
+            "Sharing rules saved.",
+            policy=policy,
+            document=form.cleaned_data["document"],
+        )
+        if saved is None:
+            return self._page(request, policy, form)
+        return redirect("govweb:policy-detail", pk=policy.pk)
+
+
 class PolicyDiffView(PolicyObjectMixin, GovernedScreen):
     governance_actions: ClassVar[dict[str, str]] = {"get": "read_policy"}
     queryset = SharingPolicy.objects.all()

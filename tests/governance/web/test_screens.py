@@ -319,7 +319,7 @@ def test_the_audit_log_is_paginated_and_keeps_the_search(
     assert "row-54" in first
     assert "row-4<" not in first
     assert "action=test.many&amp;page=2" in first
-    second = client.get(reverse("govweb:audit"), {"action": "test.many", "page": 2})
+    second = client.get(reverse("govweb:audit"), {"action": "test.many", "page": "2"})
     assert "row-4<" in second.content.decode()
     assert "row-54" not in second.content.decode()
 
@@ -342,3 +342,44 @@ def test_rejecting_an_erasure_needs_a_reason(
     page = client.get(reverse("govweb:erasure-detail", args=[erasure.pk])).content.decode()
     assert "Rejected: nothing was erased." in page
     assert "sg-synthetic-9" not in page  # the surrogate itself is never shown
+
+
+def test_the_structured_editor_saves_rules_and_places_the_validators_complaint(
+    client: Client, make_user: UserFactory, region: Region
+) -> None:
+    board = make_user(Role.GOVERNANCE_BOARD)
+    policy = services.policy_create_draft(actor=board, hospital_id=region.a.pk)
+    signed_in(client, board)
+    url = reverse("govweb:policy-rules", args=[policy.pk])
+    form = client.get(url).context["form"]
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    data["census__peer_hospitals__threshold"] = 25
+    data["retention__flow_records_months"] = 18
+    bad = dict(data, flow__public_benchmarks__granularity="day")
+    response = client.post(url, bad)
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert "flow__public_benchmarks__granularity" in errors
+    response = client.post(url, data)
+    assert response.status_code == 302
+    policy.refresh_from_db()
+    assert policy.document["records"]["census"]["peer_hospitals"]["small_cell_threshold"] == 25
+    assert policy.document["retention"] == {"flow_records_months": 18}
+
+
+def test_a_valid_json_document_is_saved(
+    client: Client, make_user: UserFactory, region: Region
+) -> None:
+    board = make_user(Role.GOVERNANCE_BOARD)
+    policy = services.policy_create_draft(actor=board, hospital_id=region.a.pk)
+    signed_in(client, board)
+    document = copy.deepcopy(policy.document)
+    document["records"]["flow"]["peer_hospitals"]["k"] = 11
+    response = client.post(
+        reverse("govweb:policy-edit", args=[policy.pk]),
+        {"document": json.dumps(document), "note": "k up", "effective_at": ""},
+    )
+    assert response.status_code == 302
+    policy.refresh_from_db()
+    assert policy.document["records"]["flow"]["peer_hospitals"]["k"] == 11
+    assert policy.note == "k up"
