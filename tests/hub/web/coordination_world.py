@@ -14,6 +14,7 @@ and services, not hand-written rows:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -67,9 +68,9 @@ def _capacity(pk: str, inpatient: int, icu: int) -> HospitalCapacity:
     )
 
 
-def report(hospital: Hospital, key: Any, *, pressed: bool) -> None:
+def report(hospital: Hospital, key: Any, *, pressed: bool, at: datetime | None = None) -> None:
     """One signed envelope with every unit's census, ingested as the consumer would."""
-    at = timezone.now()
+    at = at or timezone.now()
     records = []
     for unit in hospital.units.all():
         beds = unit.staffed_beds
@@ -138,6 +139,23 @@ def coord_world(code: str = "web-coord") -> CoordWorld:
         report(h, key, pressed=h == world.pressed)
     services.region_evaluate(region=world.region)
     return world
+
+
+def history(world: CoordWorld, days: int = 5) -> int:
+    """Census for the last ``days`` days (pressed and calm days alternating per hospital),
+    then the benchmark KPIs per day from them (``benchmarks.services.kpis_refresh``)."""
+    from hub.benchmarks.services import kpis_refresh
+
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    for d in range(days, 0, -1):
+        for i, h in enumerate(world.hospitals):
+            report(h, world.keys[h.site_code], pressed=(d + i) % 2 == 0, at=now - timedelta(days=d))
+    return kpis_refresh(
+        hospitals=Hospital.objects.filter(region=world.region),
+        period="day",
+        since=now - timedelta(days=days + 1),
+        until=now,
+    )
 
 
 def person(username: str, role: Role, hospital: Hospital | None = None) -> Any:
