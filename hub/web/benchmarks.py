@@ -62,7 +62,8 @@ def _form(request: HttpRequest) -> BenchmarkFilter:
 def benchmarks(request: HttpRequest) -> HttpResponse:
     form = _form(request)
     context: dict[str, Any] = {"page_title": "Benchmarks", "filter": form}
-    status = 200
+    # An invalid filter re-renders the page with the errors next to the fields (200: a page a
+    # person asked for, not a failed request).
     if form.is_valid():
         f = form.filters()
         shown = data.rows(request.user, f)
@@ -74,9 +75,7 @@ def benchmarks(request: HttpRequest) -> HttpResponse:
             "count": len(shown),
             "export_query": request.GET.urlencode(),
         }
-    else:
-        status = 400
-    return render(request, "web/benchmarks.html", context, status=status)
+    return render(request, "web/benchmarks.html", context)
 
 
 @governed(ACTION)

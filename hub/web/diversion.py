@@ -93,7 +93,7 @@ def diversion_accept(request: HttpRequest, pk: int) -> HttpResponse:
     rec = _rec_or_404(request, pk)
     form = AcceptForm(request.POST, prefix=f"a{pk}")
     if not form.is_valid():
-        return _page(request, forms_by_rec={pk: {"accept": form}}, status=400)
+        return _page(request, forms_by_rec={pk: {"accept": form}})
     try:
         services.diversion_accept(
             recommendation=rec, user=request.user, reason=form.cleaned_data["reason"]
@@ -113,7 +113,7 @@ def diversion_override(request: HttpRequest, pk: int) -> HttpResponse:
     rec = _rec_or_404(request, pk)
     form = OverrideForm(request.POST, prefix=f"o{pk}")
     if not form.is_valid():
-        return _page(request, forms_by_rec={pk: {"override": form}}, status=400)
+        return _page(request, forms_by_rec={pk: {"override": form}})
     try:
         decision = services.diversion_override(
             recommendation=rec,
@@ -126,7 +126,7 @@ def diversion_override(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("web:diversion")
     except services.CoordinationError as exc:
         form.add_error(None, str(exc))
-        return _page(request, forms_by_rec={pk: {"override": form}}, status=400)
+        return _page(request, forms_by_rec={pk: {"override": form}})
     messages.success(
         request,
         f"Overridden: {rec.hospital.name} set {decision.get_status_display()} (directive sent).",

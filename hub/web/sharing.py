@@ -116,7 +116,7 @@ def sharing(request: HttpRequest) -> HttpResponse:
 def sharing_request_create(request: HttpRequest) -> HttpResponse:
     form = _limit(RequestForm(request.POST, prefix="rq"), request.user, "requester")
     if not form.is_valid():
-        return _page(request, request_form=form, status=400)
+        return _page(request, request_form=form)
     v = form.cleaned_data
     try:
         row = services.resource_request_create(
@@ -130,7 +130,7 @@ def sharing_request_create(request: HttpRequest) -> HttpResponse:
         )
     except services.CoordinationError as exc:
         form.add_error(None, str(exc))
-        return _page(request, request_form=form, status=400)
+        return _page(request, request_form=form)
     messages.success(
         request, f"Request sent: {row.quantity:g} {row.item} for {row.requester.name}."
     )
@@ -142,7 +142,7 @@ def sharing_request_create(request: HttpRequest) -> HttpResponse:
 def sharing_availability_declare(request: HttpRequest) -> HttpResponse:
     form = _limit(AvailabilityForm(request.POST, prefix="av"), request.user, "hospital")
     if not form.is_valid():
-        return _page(request, availability_form=form, status=400)
+        return _page(request, availability_form=form)
     v = form.cleaned_data
     try:
         services.resource_availability_declare(
@@ -155,7 +155,7 @@ def sharing_availability_declare(request: HttpRequest) -> HttpResponse:
         )
     except services.CoordinationError as exc:
         form.add_error(None, str(exc))
-        return _page(request, availability_form=form, status=400)
+        return _page(request, availability_form=form)
     messages.success(request, f"Availability declared: {v['quantity']:g} {v['item']}.")
     return redirect("web:sharing")
 
@@ -171,7 +171,7 @@ def sharing_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
         if step == "offer":
             form: forms.Form = _limit(OfferForm(request.POST, prefix=f"of{pk}"), user, "donor")
             if not form.is_valid():
-                return _page(request, step_errors={pk: form}, status=400)
+                return _page(request, step_errors={pk: form})
             services.resource_offer_make(
                 request=row,
                 donor=form.cleaned_data["donor"],
@@ -193,7 +193,7 @@ def sharing_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
         elif step == "cancel":
             form = CancelForm(request.POST, prefix=f"c{pk}")
             if not form.is_valid():
-                return _page(request, step_errors={pk: form}, status=400)
+                return _page(request, step_errors={pk: form})
             services.resource_request_cancel(
                 request=row, user=user, reason=form.cleaned_data["reason"]
             )
@@ -206,7 +206,7 @@ def sharing_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
     except services.CoordinationError as exc:
         if step in {"offer", "cancel"} and not isinstance(exc, services.Conflict):
             form.add_error(None, str(exc))
-            return _page(request, step_errors={pk: form}, status=400)
+            return _page(request, step_errors={pk: form})
         messages.error(request, f"Not done: {exc}.")
         return redirect("web:sharing")
     messages.success(request, done)

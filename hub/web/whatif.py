@@ -93,7 +93,7 @@ def whatif(request: HttpRequest) -> HttpResponse:
 def whatif_run(request: HttpRequest) -> HttpResponse:
     form = WhatIfForm(request.POST)
     if not form.is_valid():
-        return _page(request, form, status=400)
+        return _page(request, form)
     try:
         run = scenarios.scenario_run_queue(
             scenario="general_hospital",
@@ -104,7 +104,7 @@ def whatif_run(request: HttpRequest) -> HttpResponse:
         )
     except scenarios.ScenarioError as exc:
         form.add_error(None, str(exc))
-        return _page(request, form, status=400)
+        return _page(request, form)
     messages.success(request, f"What-if run {run.pk} queued.")
     return redirect("web:whatif_detail", pk=run.pk)
 

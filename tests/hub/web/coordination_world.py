@@ -165,3 +165,22 @@ def person(username: str, role: Role, hospital: Hospital | None = None) -> Any:
     else:
         grant_hospital(user, hospital, role)
     return user
+
+
+def run_tasks_here(monkeypatch: Any) -> list[int]:
+    """For browser tests (real commits): Celery tasks run in-process, as a worker would, and
+    directives are recorded instead of published to the shared Kafka broker. Returns the list
+    the directive ids are appended to."""
+    from hub.celery import app as celery_app
+    from hub.coordination import tasks
+
+    published: list[int] = []
+
+    class _Publish:
+        @staticmethod
+        def delay(directive_id: int) -> None:
+            published.append(directive_id)
+
+    monkeypatch.setattr(celery_app.conf, "task_always_eager", True)
+    monkeypatch.setattr(tasks, "publish_directive", _Publish)
+    return published

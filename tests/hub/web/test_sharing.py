@@ -89,17 +89,17 @@ def test_the_workflow_offers_only_valid_steps(
 
 def test_bad_posts_rerender_with_errors(client: Client, world: CoordWorld, operator: Any) -> None:
     r = client.post("/sharing/requests/", {"rq-kind": "bed", "rq-quantity": "-1"})
-    assert r.status_code == 400
+    assert r.status_code == 200
     assert 'class="error"' in r.content.decode()
     req = _request(client, world)
     r = client.post(f"/sharing/requests/{req.pk}/cancel/", {f"c{req.pk}-reason": ""})
-    assert r.status_code == 400
+    assert r.status_code == 200
     assert "Say why the request is cancelled." in r.content.decode()
     r = client.post(
         f"/sharing/requests/{req.pk}/offer/",
         {f"of{req.pk}-donor": world.pressed.pk, f"of{req.pk}-quantity": "1"},
     )
-    assert r.status_code == 400
+    assert r.status_code == 200
     assert "cannot offer to itself" in r.content.decode()
     # A step the state does not allow is a message, not a 500.
     r = client.post(f"/sharing/requests/{req.pk}/fulfil/", {}, follow=True)
@@ -107,4 +107,4 @@ def test_bad_posts_rerender_with_errors(client: Client, world: CoordWorld, opera
     assert "cannot become fulfilled" in r.content.decode()
     assert client.post(f"/sharing/requests/{req.pk}/explode/", {}).status_code == 404
     r = client.post("/sharing/availability/", {"av-hospital": world.pressed.pk, "av-kind": "bed"})
-    assert r.status_code == 400
+    assert r.status_code == 200
