@@ -103,7 +103,7 @@ def chart(data: list[HospitalKpi], kpi: str) -> dict[str, Any]:
             "borderColor": PALETTE[i % len(PALETTE)],
             "backgroundColor": PALETTE[i % len(PALETTE)],
             "spanGaps": True,
-            "tension": 0.2,
+            "tension": 0,
         }
         for i, (name, values) in enumerate(sorted(series.items()))
     ]

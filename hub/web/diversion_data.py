@@ -40,14 +40,19 @@ class RecommendationView:
     routes: list[Route]
     kept: list[str]
     ed_status: str
+    in_force: m.DiversionDecision | None  # an active decision that already says the same
 
 
 def hospitals(user: Any) -> QuerySet[Hospital]:
     return restrict(Hospital.objects.filter(active=True), user, ACTION).order_by("site_code")
 
 
-def _sentences(text: str) -> list[str]:
-    parts = re.split(r"(?<=[.;])\s+", text.strip())
+def _sentences(text: str, names: dict[str, str]) -> list[str]:
+    """The explanation one statement a line, hospitals by name: it is written as sentences,
+    and a closure's clauses ("Close … at H; send them to G") are joined by semicolons."""
+    for code, name in sorted(names.items(), key=lambda kv: -len(kv[0])):
+        text = re.sub(rf"\b{re.escape(code)}\b", name, text)
+    parts = re.split(r"(?<=\.)\s+|;\s+(?=[A-Z])", text.strip())
     return [p.rstrip(";").strip() for p in parts if p.strip()]
 
 
@@ -71,9 +76,15 @@ def pending(user: Any) -> list[RecommendationView]:
         ).values_list("site_code", "name")
     )
     status = ed_statuses(user) if recs else {}
+    active = {
+        d.hospital_id: d
+        for d in restrict(m.DiversionDecision.objects.all(), user, ACTION).filter(
+            hospital_id__in={r.hospital_id for r in recs}, state=m.DiversionDecision.State.ACTIVE
+        )
+    }
     out = []
     for rec in recs:
-        sentences = _sentences(rec.explanation)
+        sentences = _sentences(rec.explanation, names)
         headline = [s for s in sentences if s.startswith(("Close", "Advis", "Open", "Share"))]
         details = [s for s in sentences if s not in headline]
         routes = [
@@ -97,9 +108,21 @@ def pending(user: Any) -> list[RecommendationView]:
                 routes=routes,
                 kept=[str(k.get("reason", "")) for k in rec.kept],
                 ed_status=status.get(rec.hospital_id, "Unknown"),
+                in_force=_same(active.get(rec.hospital_id), rec),
             )
         )
     return out
+
+
+def _same(
+    decision: m.DiversionDecision | None, rec: m.DiversionRecommendation
+) -> m.DiversionDecision | None:
+    if decision is None or decision.status != rec.status:
+        return None
+    routes = {(r.get("class"), r.get("destination")) for r in decision.routes}
+    return (
+        decision if routes == {(r.get("class"), r.get("destination")) for r in rec.routes} else None
+    )
 
 
 def decisions(user: Any) -> QuerySet[m.DiversionDecision]:

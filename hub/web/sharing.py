@@ -23,6 +23,9 @@ ITEM_HELP = "beds: a unit type (adult_icu, medical_surgical …); staff: a role;
 
 
 class _HospitalField(forms.ModelChoiceField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(empty_label="Choose a hospital", **kwargs)
+
     def label_from_instance(self, obj: Any) -> str:
         return str(obj.name)
 
@@ -59,7 +62,9 @@ class NoteForm(forms.Form):
 
 class CancelForm(forms.Form):
     reason = forms.CharField(
-        max_length=500, error_messages={"required": "Say why the request is cancelled."}
+        label="Reason for cancelling",
+        max_length=500,
+        error_messages={"required": "Say why the request is cancelled."},
     )
 
 

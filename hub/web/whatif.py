@@ -121,7 +121,7 @@ def _context(run: m.ScenarioRun) -> dict[str, Any]:
     return {
         "run": run,
         "rows": rows,
-        "chart": data.chart(rows) if rows else None,
+        "charts": data.charts(rows),
         "settings": run.settings,
     }
 

@@ -1,6 +1,6 @@
 """Shapes a what-if run for the page: the result rows with readable metric names, and a
-Chart.js config of each metric's change against the baseline with its 95% confidence
-interval (floating bars for the interval, a point for the mean change)."""
+small Chart.js chart per headline metric: the baseline against the changed hospital, with
+the 95% confidence interval of the change (a floating bar) and its mean (a point)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,12 @@ def label(metric: str) -> str:
         return METRICS[metric]
     if metric.startswith("unit."):
         _, unit, what = metric.split(".", 2)
-        return f"{unit.replace('_', ' ')}: {what.replace('_', ' ')}"
+        unit_name = unit.upper() if unit == "icu" else unit.replace("_", " ").capitalize()
+        what = {
+            "occupancy_mean": "occupied beds, mean",
+            "wait_mean_h": "wait for a bed, mean (h)",
+        }.get(what, what.replace("_", " "))
+        return f"{unit_name}: {what}"
     return metric
 
 
@@ -56,51 +61,55 @@ def table(run: m.ScenarioRun) -> list[dict[str, Any]]:
     return out
 
 
-def chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Change against the baseline in % of the baseline, per metric, with its 95% CI."""
-    shown = [r for r in rows if r["pct"] is not None and r.get("ci_low") is not None]
-    labels = [r["label"] for r in shown]
-
-    def pct(r: dict[str, Any], key: str) -> float:
-        return round(100 * r[key] / r["base"], 2)
-
-    return {
-        "type": "bar",
-        "data": {
-            "labels": labels,
-            "datasets": [
-                {
-                    "type": "bar",
-                    "label": "95% confidence interval of the change",
-                    "data": [sorted((pct(r, "ci_low"), pct(r, "ci_high"))) for r in shown],
-                    "backgroundColor": [
-                        "rgba(86,180,233,0.55)" if r["significant"] else "rgba(153,153,153,0.45)"
-                        for r in shown
-                    ],
-                    "borderColor": "#56b4e9",
-                    "borderWidth": 1,
-                    "barPercentage": 0.6,
-                },
-                {
-                    "type": "line",
-                    "label": "mean change",
-                    "data": [round(r["pct"], 2) for r in shown],
-                    "showLine": False,
-                    "pointRadius": 6,
-                    "pointStyle": "rectRot",
-                    "borderColor": "#e69f00",
-                    "backgroundColor": "#e69f00",
-                },
-            ],
-        },
-        "options": {
-            "indexAxis": "y",
-            "responsive": True,
-            "maintainAspectRatio": False,
-            "animation": False,
-            "plugins": {
-                "title": {"display": True, "text": "Change against the baseline (% of baseline)"}
+def charts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One small Chart.js chart per headline metric (they have different units): the
+    baseline mean, and the changed hospital's mean with the 95% CI of the change laid on the
+    baseline (paired replications: baseline + [ci_low, ci_high])."""
+    out = []
+    for i, r in enumerate(r for r in rows if r["metric"] in METRICS):
+        base, lo, hi = r.get("base"), r.get("ci_low"), r.get("ci_high")
+        if base is None or lo is None or hi is None or r.get("variant_mean") is None:
+            continue
+        colour = "#56b4e9" if r["significant"] else "#999999"
+        config = {
+            "type": "bar",
+            "data": {
+                "labels": ["Baseline", "With the change"],
+                "datasets": [
+                    {
+                        "label": "mean",
+                        "data": [round(base, 4), None],
+                        "backgroundColor": "#5b6b7b",
+                        "barPercentage": 0.7,
+                        "grouped": False,
+                    },
+                    {
+                        "label": "95% CI",
+                        "data": [None, [round(base + lo, 4), round(base + hi, 4)]],
+                        "backgroundColor": colour,
+                        "barPercentage": 0.7,
+                        "grouped": False,
+                    },
+                    {
+                        "type": "line",
+                        "label": "mean with the change",
+                        "data": [None, round(r["variant_mean"], 4)],
+                        "showLine": False,
+                        "pointRadius": 7,
+                        "pointStyle": "rectRot",
+                        "borderColor": "#e69f00",
+                        "backgroundColor": "#e69f00",
+                    },
+                ],
             },
-            "scales": {"x": {"title": {"display": True, "text": "% change vs baseline"}}},
-        },
-    }
+            "options": {
+                "indexAxis": "y",
+                "responsive": True,
+                "maintainAspectRatio": False,
+                "animation": False,
+                "plugins": {"legend": {"display": False}},
+                "scales": {"x": {"title": {"display": True, "text": r["label"]}}},
+            },
+        }
+        out.append({"id": f"whatif-chart-{i}", "row": r, "config": config})
+    return out

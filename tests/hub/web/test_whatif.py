@@ -70,7 +70,7 @@ def test_a_run_is_queued_then_shows_its_result_with_intervals(
     assert {r["metric"] for r in run.result} >= {"ed.wait_mean_h", "ed.within_4h"}
     fragment = client.get(f"/what-if/runs/{run.pk}/status/").content.decode()
     assert "hx-trigger" not in fragment  # polling stops
-    assert 'data-chart="whatif-chart"' in fragment
+    assert 'data-chart="whatif-chart-0"' in fragment
     assert "95% CI" in fragment
     assert "ED wait, mean (h)" in fragment
     page = client.get(f"/what-if/runs/{run.pk}/").content.decode()

@@ -49,7 +49,7 @@ def test_run_a_what_if_and_read_its_result(
     result = page.locator(".whatif-result")
     assert "ED wait, mean (h)" in result.inner_text()
     assert "OR utilisation (share)" in result.inner_text()
-    assert page.locator('canvas[data-chart="whatif-chart"]').is_visible()
+    assert page.locator('canvas[data-chart="whatif-chart-0"]').is_visible()
     page.wait_for_timeout(300)
     shot(page, "whatif-result")
 
