@@ -82,6 +82,7 @@ def charts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "backgroundColor": "#5b6b7b",
                         "barPercentage": 0.7,
                         "grouped": False,
+                        "order": 1,
                     },
                     {
                         "label": "95% CI",
@@ -89,12 +90,14 @@ def charts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "backgroundColor": colour,
                         "barPercentage": 0.7,
                         "grouped": False,
+                        "order": 1,
                     },
                     {
-                        "type": "line",
+                        # A point on the category row: {x: value, y: label}.
+                        "type": "scatter",
                         "label": "mean with the change",
-                        "data": [None, round(r["variant_mean"], 4)],
-                        "showLine": False,
+                        "data": [{"x": round(r["variant_mean"], 4), "y": "With the change"}],
+                        "order": 0,  # lower orders are drawn on top: the point over the bar
                         "pointRadius": 7,
                         "pointStyle": "rectRot",
                         "borderColor": "#e69f00",
