@@ -68,16 +68,19 @@ def test_override_with_a_reason(
     assert "Say why you override the recommendation." in card.inner_text()
     shot(page, "diversion-override-error")
 
-    card.get_by_label("Status to set instead").select_option("advisory")
-    card.get_by_label("Reason (required)").fill("Receiving hospital's CT is down")
+    before = _ed_badge(page, world.pressed.name)
+    assert before != "ED Normal"
+    card.get_by_label("Status to set instead").select_option("open")
+    card.get_by_label("Reason (required)").fill("Receiving hospitals' CT scanners are down")
     card.get_by_role("button", name="Override").click()
     page.wait_for_load_state("networkidle")
     row = page.locator("table.history tbody tr").first
     assert "overrode the recommendation" in row.inner_text()
-    assert "Receiving hospital's CT is down" in row.inner_text()
+    assert "Receiving hospitals' CT scanners are down" in row.inner_text()
     decision = m.DiversionDecision.objects.get(recommendation=rec)
-    assert decision.status == "advisory"
-    assert _ed_badge(page, world.pressed.name) == "ED Advisory"
+    assert decision.status == "open"
+    # The site is told to stay open: the ED's status follows the decision, not the figures.
+    assert _ed_badge(page, world.pressed.name) == "ED Normal"
     shot(page, "diversion-overridden")
 
 
