@@ -47,6 +47,9 @@ def test_accept_a_recommendation(
     assert _ed_badge(page, world.pressed.name) == "ED Closed"
     assert published
     shot(page, "diversion-accepted")
+    page.set_viewport_size({"width": 1366, "height": 768})  # a laptop: one column, no overflow
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    shot(page, "diversion-laptop")
 
 
 def test_override_with_a_reason(

@@ -92,6 +92,8 @@ def test_benchmarks_chart_and_ranking(
         assert h.name in table.inner_text()
     page.wait_for_timeout(300)
     shot(page, "benchmarks")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
     assert download.value.suggested_filename == "benchmarks-bed_occupancy-day.csv"
