@@ -517,3 +517,39 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} → {self.target}: {'ok' if self.ok else 'failed'}"
+
+
+class ScenarioRun(models.Model):
+    """A what-if run an operator queued from the web app: a bundled simulation scenario, the
+    changes to try against it, and the result table (one row per metric: baseline and
+    variant means, the paired difference with its 95% CI) once the Celery task has run it.
+    The simulation itself is ``simulation.whatif``; this row only tracks the run."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    scenario = models.CharField(max_length=64)
+    changes = models.JSONField(default=dict)
+    settings = models.JSONField(default=dict, blank=True)  # the form's values, as entered
+    replications = models.PositiveSmallIntegerField()
+    seed = models.PositiveIntegerField(default=1)
+    run_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    result = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(USER, null=True, on_delete=models.SET_NULL, related_name="+")
+    requested_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["-requested_at", "-id"]
+
+    # A scenario is a model hospital, not any hospital's data: region-level.
+    governance_scope: ClassVar[dict[str, str]] = {}
+
+    def __str__(self) -> str:
+        return f"what-if {self.pk} on {self.scenario} ({self.state})"

@@ -90,3 +90,12 @@ def publish_directive(directive_id: int) -> bool:
         headers={"record_type": DIVERSION_TYPE},
     )
     return True
+
+
+@shared_task(name="coordination.run_scenario")
+def run_scenario(run_id: int) -> str:
+    """Run a queued what-if (``scenarios.scenario_run_execute``)."""
+    from hub.coordination import scenarios
+
+    run = scenarios.scenario_run_execute(run_id=run_id)
+    return f"what-if {run.pk}: {run.state}"
