@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 
 from governance.access import can
@@ -21,10 +22,12 @@ from governance.actions import get_action
 View = Callable[..., HttpResponse]
 
 
-def governed(action: str) -> Callable[[View], View]:
+def governed(action: str, *, model: type[Model] | None = None) -> Callable[[View], View]:
     """Require login and permission for ``action``; name it in the request's audit event.
 
-    The view still filters its data with ``restrict(qs, request.user, action)``.
+    The view still filters its data with ``restrict(qs, request.user, action)``. ``model``
+    names what a detail URL's ``pk`` points at, so the permission matrix
+    (``governance.testing``) requests it with a real object of each hospital.
     """
     get_action(action)  # unknown actions fail at import time, not at the first request
 
@@ -41,6 +44,8 @@ def governed(action: str) -> Callable[[View], View]:
             return view(request, *args, **kwargs)
 
         wrapper.governance_action = action  # type: ignore[attr-defined]
+        if model is not None:
+            wrapper.queryset = model._default_manager.all()  # type: ignore[attr-defined]
         return wrapper
 
     return decorator

@@ -84,8 +84,8 @@ def alerts(request: HttpRequest) -> HttpResponse:
     )
 
 
+@governed(ACTION, model=m.Alert)
 @require_POST
-@governed(ACTION)
 def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
     alert = restrict(m.Alert.objects.all(), request.user, ACTION).filter(pk=pk).first()
     if alert is None:

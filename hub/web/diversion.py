@@ -87,8 +87,8 @@ def _rec_or_404(request: HttpRequest, pk: int) -> m.DiversionRecommendation:
     return rec
 
 
+@governed(ACTION, model=m.DiversionRecommendation)
 @require_POST
-@governed(ACTION)
 def diversion_accept(request: HttpRequest, pk: int) -> HttpResponse:
     rec = _rec_or_404(request, pk)
     form = AcceptForm(request.POST, prefix=f"a{pk}")
@@ -107,8 +107,8 @@ def diversion_accept(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("web:diversion")
 
 
+@governed(ACTION, model=m.DiversionRecommendation)
 @require_POST
-@governed(ACTION)
 def diversion_override(request: HttpRequest, pk: int) -> HttpResponse:
     rec = _rec_or_404(request, pk)
     form = OverrideForm(request.POST, prefix=f"o{pk}")

@@ -116,8 +116,8 @@ def sharing(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
-@require_POST
 @governed(ACTION)
+@require_POST
 def sharing_request_create(request: HttpRequest) -> HttpResponse:
     form = _limit(RequestForm(request.POST, prefix="rq"), request.user, "requester")
     if not form.is_valid():
@@ -142,8 +142,8 @@ def sharing_request_create(request: HttpRequest) -> HttpResponse:
     return redirect("web:sharing")
 
 
-@require_POST
 @governed(ACTION)
+@require_POST
 def sharing_availability_declare(request: HttpRequest) -> HttpResponse:
     form = _limit(AvailabilityForm(request.POST, prefix="av"), request.user, "hospital")
     if not form.is_valid():
@@ -165,8 +165,8 @@ def sharing_availability_declare(request: HttpRequest) -> HttpResponse:
     return redirect("web:sharing")
 
 
+@governed(ACTION, model=m.ResourceRequest)
 @require_POST
-@governed(ACTION)
 def sharing_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
     row = data.request(request.user, pk)
     if row is None:

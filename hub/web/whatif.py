@@ -88,8 +88,8 @@ def whatif(request: HttpRequest) -> HttpResponse:
     return _page(request, WhatIfForm())
 
 
-@require_POST
 @governed(ACTION)
+@require_POST
 def whatif_run(request: HttpRequest) -> HttpResponse:
     form = WhatIfForm(request.POST)
     if not form.is_valid():
@@ -126,7 +126,7 @@ def _context(run: m.ScenarioRun) -> dict[str, Any]:
     }
 
 
-@governed(ACTION)
+@governed(ACTION, model=m.ScenarioRun)
 def whatif_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = _run(request, pk)
     return render(
@@ -134,7 +134,7 @@ def whatif_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@governed(ACTION)
+@governed(ACTION, model=m.ScenarioRun)
 def whatif_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The htmx fragment: progress while queued or running, the result once done."""
     run = _run(request, pk)
