@@ -261,6 +261,21 @@ def _route_rows(rec: Recommendation) -> list[dict[str, Any]]:
     ]
 
 
+def _answered_statuses(region: Region, now: datetime) -> dict[Any, set[str]]:
+    """Per hospital, the statuses its decisions in force have answered: the status decided
+    and the status of the recommendation the decision was about."""
+    answered: dict[Any, set[str]] = {}
+    decisions = m.DiversionDecision.objects.filter(
+        region=region, state=m.DiversionDecision.State.ACTIVE, expires_at__gt=now
+    ).select_related("recommendation")
+    for d in decisions:
+        statuses = answered.setdefault(d.hospital_id, set())
+        statuses.add(d.status)
+        if d.recommendation is not None:
+            statuses.add(d.recommendation.status)
+    return answered
+
+
 def _store_recommendations(
     region: Region, ev: RegionEvaluation, hospitals: Mapping[str, Hospital], now: datetime
 ) -> tuple[int, int, int]:
@@ -270,10 +285,16 @@ def _store_recommendations(
             region=region, state=m.DiversionRecommendation.State.PENDING
         )
     }
+    answered = _answered_statuses(region, now)
     new = renewed = 0
     for rec in ev.diversion.recommendations:
         h = hospitals.get(rec.hospital)
         if h is None:
+            continue
+        if rec.status.value in answered.get(h.pk, ()):
+            # A decision in force already answers this advice (accepted it, or overrode it
+            # with a reason): asking again every cycle would only train people to click.
+            # The advice returns when the decision expires, or if it escalates.
             continue
         row = m.DiversionRecommendation(
             region=region,

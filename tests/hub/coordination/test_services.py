@@ -108,6 +108,27 @@ def test_accepting_issues_a_directive_that_the_edxl_have_export_shows(
         services.diversion_accept(recommendation=rec, user=operator)
 
 
+def test_a_decision_in_force_is_not_asked_again(w: World, operator: Any) -> None:
+    services.region_evaluate(region=w.region)
+    services.diversion_accept(recommendation=_pending(w), user=operator, ttl_minutes=30)
+    pending = m.DiversionRecommendation.State.PENDING
+    later = timezone.now() + timedelta(minutes=5)
+    summary = services.region_evaluate(region=w.region, now=later)
+    assert summary.recommendations_new == 0
+    assert not m.DiversionRecommendation.objects.filter(state=pending).exists()
+
+
+def test_an_overridden_advice_is_not_repeated_while_the_override_stands(
+    w: World, operator: Any
+) -> None:
+    services.region_evaluate(region=w.region)
+    services.diversion_override(
+        recommendation=_pending(w), user=operator, reason="surge team arriving", status="open"
+    )
+    later = timezone.now() + timedelta(minutes=5)
+    assert services.region_evaluate(region=w.region, now=later).recommendations_new == 0
+
+
 def test_an_override_needs_a_reason_and_respects_capabilities(w: World, operator: Any) -> None:
     services.region_evaluate(region=w.region)
     rec = _pending(w)
