@@ -5,12 +5,14 @@ user needs to set nothing. Production sets ``DJANGO_DEBUG`` off (the default), r
 secrets (or ``*_FILE`` paths to them).
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from deid.kafka_security import KafkaSecurityError, kafka_security_config
 from hub.env import env, env_bool, env_int, env_list, env_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -107,14 +109,32 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"]["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+DATABASE_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 if env("DATABASE_SSLMODE"):
+    if env("DATABASE_SSLMODE") not in DATABASE_SSLMODES:
+        raise ImproperlyConfigured(
+            f"DATABASE_SSLMODE must be one of {', '.join(DATABASE_SSLMODES)}"
+        )
     DATABASES["default"]["OPTIONS"]["sslmode"] = env("DATABASE_SSLMODE")
     if env("DATABASE_SSLROOTCERT"):
         DATABASES["default"]["OPTIONS"]["sslrootcert"] = env("DATABASE_SSLROOTCERT")
+    elif env("DATABASE_SSLMODE") in ("verify-ca", "verify-full"):
+        # libpq would fall back to ~/.postgresql/root.crt, which the image does not have: say
+        # so at start rather than at the first connection.
+        raise ImproperlyConfigured(
+            f"DATABASE_SSLMODE={env('DATABASE_SSLMODE')} needs DATABASE_SSLROOTCERT (a CA file)"
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Kafka and Redis -----------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+# TLS/SASL settings every Kafka client of the hub adds to its own (KAFKA_SECURITY_PROTOCOL,
+# KAFKA_SSL_*, KAFKA_SASL_*; deid/kafka_security.py). Holds the SASL password when there is
+# one: Django's error reports hide it (the key contains "pass").
+try:
+    KAFKA_CLIENT_CONFIG = kafka_security_config(os.environ)
+except KafkaSecurityError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
 REDIS_URL = env_secret("REDIS_URL") or "redis://127.0.0.1:56379/0"
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)

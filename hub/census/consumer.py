@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
@@ -68,6 +69,7 @@ def consumer_config(
         "heartbeat.interval.ms": 3_000,
         "fetch.min.bytes": 1,
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
+        **settings.KAFKA_CLIENT_CONFIG,
         **(extra or {}),
     }
 
@@ -78,6 +80,7 @@ def producer_config(*, bootstrap: str) -> dict[str, Any]:
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
+        **settings.KAFKA_CLIENT_CONFIG,
     }
 
 
