@@ -425,6 +425,7 @@ class DeidWorker:
         records: list[Record] = []
         sources: list[Message] = []
         dead: list[tuple[Message, str]] = []
+        trace = log.isEnabledFor(logging.DEBUG)
         for msg in window:
             try:
                 record = decode_raw(msg.value())
@@ -435,6 +436,13 @@ class DeidWorker:
                 continue
             records.append(record)
             sources.append(msg)
+            if trace:
+                log.debug(
+                    "consumed %s %s",
+                    record.event_id,
+                    record.record_type,
+                    extra={"event_id": record.event_id, "site": record.site_code},
+                )
         window_id = str(uuid.uuid4())
         now = datetime.now(UTC)
         if self.config.passthrough:
@@ -505,11 +513,38 @@ class DeidWorker:
         return out
 
     def _seal(self, chunk: list[str], policy_version: int | None) -> bytes:
+        site = self.config.site_code
+        batch_id = str(uuid.uuid4())
+        # Follow a record from site to hub (docs/deploy.md, Observability): the envelope's
+        # batch id at info level; at debug, each record's event id and the raw event id it
+        # came from (the agent logs that one when it publishes, the hub when it stores).
+        log.info(
+            "envelope %s: %d record(s)",
+            batch_id,
+            len(chunk),
+            extra={"batch_id": batch_id, "site": site},
+        )
+        if log.isEnabledFor(logging.DEBUG):
+            for text in chunk:
+                record = json.loads(text)
+                log.debug(
+                    "released %s (source %s) %s",
+                    record.get("event_id"),
+                    record.get("source_event_id"),
+                    record.get("record_type"),
+                    extra={
+                        "batch_id": batch_id,
+                        "site": site,
+                        "event_id": record.get("event_id"),
+                        "source_event_id": record.get("source_event_id"),
+                    },
+                )
         return seal_envelope(
             chunk,
             self.signing_key,
-            site_code=self.config.site_code,
+            site_code=site,
             policy_version=policy_version,
+            batch_id=batch_id,
         )
 
     def _commit(
