@@ -264,8 +264,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-# Celery replaces the root logger's handlers with its own plain ones unless told not to.
+# Celery replaces the root logger's handlers with its own plain ones, and sends stdout and
+# stderr through a logger, unless told not to; either would break the JSON lines.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+CELERY_WORKER_REDIRECT_STDOUTS = LOG_FORMAT != "json"
 
 # --- Metrics ---
 # Each process serves Prometheus metrics on METRICS_PORT (gunicorn's master for the web, the
