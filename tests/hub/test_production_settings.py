@@ -93,3 +93,15 @@ def test_contradictory_production_settings_stop_the_start(
     result = _settings_in_subprocess(extra, "'loaded'")
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_json_logs_reach_the_settings_and_celery_leaves_them_alone() -> None:
+    result = _settings_in_subprocess(
+        {"LOG_FORMAT": "json"},
+        "settings.LOGGING['handlers']['console']['formatter'], "
+        "settings.CELERY_WORKER_HIJACK_ROOT_LOGGER, settings.CELERY_WORKER_REDIRECT_STDOUTS",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "json False False"
+    plain = _settings_in_subprocess({"LOG_FORMAT": ""}, "settings.LOG_FORMAT")
+    assert plain.stdout.strip() == "plain"
