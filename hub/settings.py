@@ -309,9 +309,8 @@ GOVERNANCE_ERASURE_DEADLINE_DAYS = env_int("GOVERNANCE_ERASURE_DEADLINE_DAYS", 3
 GOVERNANCE_ERASURE_ALERT_DAYS = env_int("GOVERNANCE_ERASURE_ALERT_DAYS", 7)
 # URL names (or "namespace:*") that declare no governed action, each for a reason: probes and
 # metrics carry no data, the schema has no rows, the admin is guarded by model permissions
-# (and audited).
-# Pages with no data of their own: sign-in/out, the landing redirect (it only forwards to a
-# governed page), the favicon.
+# (and audited); pages with no data of their own: sign-in/out, the landing redirect (it only
+# forwards to a governed page), the favicon.
 GOVERNANCE_UNGOVERNED_URLS = [
     *("healthz", "readyz", "metrics", "api-schema", "api-docs", "admin:*", "favicon"),
     *("web:home", "web:login", "web:logout"),
