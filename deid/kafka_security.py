@@ -7,8 +7,9 @@ process. It lives here because ``deid`` is the package every other one may impor
 
     KAFKA_SECURITY_PROTOCOL          PLAINTEXT (default), SSL, SASL_PLAINTEXT, SASL_SSL
     KAFKA_SSL_CA_LOCATION            CA bundle that signed the brokers' certificates
-    KAFKA_SSL_CERTIFICATE_LOCATION   client certificate (mutual TLS), with the key below
-    KAFKA_SSL_KEY_LOCATION           client private key (mutual TLS)
+    KAFKA_SSL_CERTIFICATE_LOCATION   client certificate (mutual TLS), with the key below;
+                                     or KAFKA_SSL_CERTIFICATE_FILE
+    KAFKA_SSL_KEY_LOCATION           client private key (mutual TLS); or KAFKA_SSL_KEY_FILE
     KAFKA_SASL_MECHANISM             PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
     KAFKA_SASL_USERNAME              the process's principal
     KAFKA_SASL_PASSWORD / _FILE      its password; _FILE is how Kubernetes mounts a Secret
@@ -34,6 +35,15 @@ _PLAIN_SETTINGS = {
     "KAFKA_SSL_KEY_LOCATION": "ssl.key.location",
     "KAFKA_SASL_MECHANISM": "sasl.mechanism",
     "KAFKA_SASL_USERNAME": "sasl.username",
+}
+
+
+# The same paths under the NAME_FILE names the Helm charts give a mounted Secret (secretFiles
+# KAFKA_SSL_CERTIFICATE and KAFKA_SSL_KEY): the private key is then mounted, read-only, only
+# into the processes that list it, like every other secret.
+_PATH_ALIASES = {
+    "ssl.certificate.location": "KAFKA_SSL_CERTIFICATE_FILE",
+    "ssl.key.location": "KAFKA_SSL_KEY_FILE",
 }
 
 
@@ -66,6 +76,9 @@ def kafka_security_config(env: Mapping[str, str]) -> dict[str, str]:
             f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(PROTOCOLS)}, not {protocol!r}"
         )
     config = {prop: env[name].strip() for name, prop in _PLAIN_SETTINGS.items() if env.get(name)}
+    for prop, alias in _PATH_ALIASES.items():
+        if prop not in config and env.get(alias):
+            config[prop] = env[alias].strip()
     sasl = protocol.startswith("SASL_")
     tls = protocol.endswith("SSL")
     password = _password(env)

@@ -64,6 +64,18 @@ def test_mutual_tls_passes_certificate_and_key() -> None:
     assert "ssl.endpoint.identification.algorithm" not in config
 
 
+def test_a_client_certificate_mounted_as_a_secret_file_is_used() -> None:
+    config = kafka_security_config(
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SSL",
+            "KAFKA_SSL_CERTIFICATE_FILE": "/var/run/secrets/twinhub/kafka-ssl-certificate/tls.crt",
+            "KAFKA_SSL_KEY_FILE": "/var/run/secrets/twinhub/kafka-ssl-key/tls.key",
+        }
+    )
+    assert config["ssl.certificate.location"].endswith("kafka-ssl-certificate/tls.crt")
+    assert config["ssl.key.location"].endswith("kafka-ssl-key/tls.key")
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import shlex
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helm.charts import Manifests, env_of
+from deid.kafka_security import kafka_security_config
+from tests.helm.charts import HUB_CHART, Manifests, env_of, render
 
 MULTIPROCESS = ("web", "worker")  # gunicorn workers, Celery's prefork pool
 
@@ -115,3 +117,33 @@ def test_site_metrics_services_carry_each_containers_port(site: Manifests) -> No
         target = service["spec"]["ports"][0]["targetPort"]
         annotation = service["metadata"]["annotations"]["prometheus.io/port"]
         assert annotation == str(ports[target]), service["metadata"]["name"]
+
+
+def test_a_kafka_client_certificate_reaches_only_the_processes_that_talk_to_kafka(
+    helm: str, tmp_path: Path
+) -> None:
+    extra = tmp_path / "mtls.yaml"
+    extra.write_text(
+        "kafka:\n"
+        "  securityProtocol: SSL\n"
+        "  caCert: {secretName: twinhub-kafka-ca, key: ca.crt}\n"
+        "secretFiles:\n"
+        "  KAFKA_SSL_CERTIFICATE: {secretName: twinhub-kafka-client, key: tls.crt}\n"
+        "  KAFKA_SSL_KEY: {secretName: twinhub-kafka-client, key: tls.key}\n",
+        encoding="utf-8",
+    )
+    manifests = render(helm, HUB_CHART, [extra])
+    for component in ("web", "worker", "consumer"):
+        (container,) = manifests.pod(component).containers
+        env = env_of(container)
+        config = kafka_security_config(env)
+        assert config["security.protocol"] == "SSL", component
+        assert config["ssl.key.location"] == env["KAFKA_SSL_KEY_FILE"], component
+        assert config["ssl.certificate.location"] == env["KAFKA_SSL_CERTIFICATE_FILE"]
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        key_dir = str(Path(env["KAFKA_SSL_KEY_FILE"]).parent)
+        assert mounts[key_dir]["readOnly"] is True, component
+    # Beat and the migrations never talk to Kafka: no client key there.
+    for component in ("beat", "migrations"):
+        (container,) = manifests.pod(component).containers
+        assert "KAFKA_SSL_KEY_FILE" not in env_of(container), component
