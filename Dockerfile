@@ -1,14 +1,32 @@
 # syntax=docker/dockerfile:1.7
 # One image for every process of Regional Twin Hub — hub web (gunicorn), Celery worker and
 # beat, hub consumer, migrations, the DE-ID worker and the site agent; the Helm charts choose
-# the command. Two stages: the build stage installs the project (no dev extras) into a
-# virtualenv and collects the static files; the runtime stage gets only that virtualenv,
-# the static files and manage.py, and runs as an unprivileged user with nothing writable
-# but the volumes the charts mount.
+# the command. Three stages: web-assets installs htmx and Chart.js from npm (package-lock.json);
+# build installs the project (no dev extras) into a virtualenv and collects the static files,
+# those two included; the runtime stage gets only that virtualenv, the static files and
+# manage.py, and runs as an unprivileged user with nothing writable but the volumes the
+# charts mount.
 #
 #   docker build -t regional-twin-hub:0.1.0 .
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG NODE_IMAGE=node:20-slim
+
+# --- web assets -----------------------------------------------------------------------------
+# htmx and Chart.js from the npm registry, pinned by package-lock.json (what scripts/bootstrap
+# does for a checkout). Only the three files the web app serves leave this stage: no Node.js,
+# no node_modules in the image.
+FROM ${NODE_IMAGE} AS web-assets
+
+WORKDIR /assets
+COPY hub/web/frontend/package.json hub/web/frontend/package-lock.json ./
+# --ignore-scripts: neither package needs an install script, so none gets to run.
+RUN npm ci --no-audit --no-fund --loglevel=error --ignore-scripts \
+ && mkdir vendor \
+ && cp node_modules/htmx.org/dist/htmx.min.js \
+       node_modules/chart.js/dist/chart.umd.min.js \
+       node_modules/chart.js/dist/chart.umd.min.js.map \
+       vendor/
 
 # --- build ----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -37,6 +55,9 @@ COPY governance ./governance
 COPY deid ./deid
 COPY site_agent ./site_agent
 COPY simulation ./simulation
+# The vendored browser libraries, where Django's staticfiles finds them (git-ignored in a
+# checkout, and kept out of the build context by .dockerignore: only the lock file decides).
+COPY --from=web-assets /assets/vendor ./hub/web/static/web/vendor
 # A regular (not editable) install: the runtime image holds no source tree.
 RUN pip install --no-deps .
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from deid.logformat import configure_logging
 from deid.signing import (
     generate_signing_key,
     key_id_for,
@@ -250,10 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("DEID_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(os.environ.get("DEID_LOG_LEVEL", "INFO"))  # LOG_FORMAT=json: JSON lines
     args = build_parser().parse_args(argv)
     result: int = args.func(args)
     return result

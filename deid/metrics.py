@@ -6,7 +6,7 @@ from typing import Any
 
 
 class PrometheusMetrics:
-    def __init__(self, site_code: str, port: int) -> None:
+    def __init__(self, site_code: str, port: int, host: str = "127.0.0.1") -> None:
         from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
         self.registry = CollectorRegistry()
@@ -18,7 +18,7 @@ class PrometheusMetrics:
             registry=self.registry,
         )
         self.site = site_code
-        start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        start_http_server(port, addr=host, registry=self.registry)
 
     def update(self, counters: Any) -> None:
         for name, value in counters.as_dict().items():

@@ -60,6 +60,7 @@ from deid.contracts.topics import (
     raw_topic,
     site_deadletter_topic,
 )
+from deid.kafka_security import KafkaSecurityError, kafka_security_config
 from deid.keystore import PatientKeyStore
 from deid.policy import Policy, PolicyError, decode_policy_message, load_policy_file
 from deid.signing import PublicKeyLike, site_signing_key_from_env
@@ -101,6 +102,9 @@ class WorkerConfig:
     heartbeat_interval: float = 30.0
     exit_when_idle: float | None = None
     metrics_port: int | None = None
+    # Loopback for --metrics-port on a workstation; METRICS_PORT (the chart) binds every
+    # interface, since Prometheus scrapes the pod's address.
+    metrics_host: str = "127.0.0.1"
     passthrough: bool = False
     # Records per second at most (0 = unlimited): replaying a long backlog without flooding
     # the hub, and tests that need a stream still running when they interrupt it.
@@ -421,6 +425,7 @@ class DeidWorker:
         records: list[Record] = []
         sources: list[Message] = []
         dead: list[tuple[Message, str]] = []
+        trace = log.isEnabledFor(logging.DEBUG)
         for msg in window:
             try:
                 record = decode_raw(msg.value())
@@ -431,6 +436,13 @@ class DeidWorker:
                 continue
             records.append(record)
             sources.append(msg)
+            if trace:
+                log.debug(
+                    "consumed %s %s",
+                    record.event_id,
+                    record.record_type,
+                    extra={"event_id": record.event_id, "site": record.site_code},
+                )
         window_id = str(uuid.uuid4())
         now = datetime.now(UTC)
         if self.config.passthrough:
@@ -501,11 +513,38 @@ class DeidWorker:
         return out
 
     def _seal(self, chunk: list[str], policy_version: int | None) -> bytes:
+        site = self.config.site_code
+        batch_id = str(uuid.uuid4())
+        # Follow a record from site to hub (docs/deploy.md, Observability): the envelope's
+        # batch id at info level; at debug, each record's event id and the raw event id it
+        # came from (the agent logs that one when it publishes, the hub when it stores).
+        log.info(
+            "envelope %s: %d record(s)",
+            batch_id,
+            len(chunk),
+            extra={"batch_id": batch_id, "site": site},
+        )
+        if log.isEnabledFor(logging.DEBUG):
+            for text in chunk:
+                record = json.loads(text)
+                log.debug(
+                    "released %s (source %s) %s",
+                    record.get("event_id"),
+                    record.get("source_event_id"),
+                    record.get("record_type"),
+                    extra={
+                        "batch_id": batch_id,
+                        "site": site,
+                        "event_id": record.get("event_id"),
+                        "source_event_id": record.get("source_event_id"),
+                    },
+                )
         return seal_envelope(
             chunk,
             self.signing_key,
-            site_code=self.config.site_code,
+            site_code=site,
             policy_version=policy_version,
+            batch_id=batch_id,
         )
 
     def _commit(
@@ -695,7 +734,7 @@ class DeidWorker:
     def _start_metrics(self, port: int) -> None:
         from deid.metrics import PrometheusMetrics
 
-        self._metrics = PrometheusMetrics(self.config.site_code, port)
+        self._metrics = PrometheusMetrics(self.config.site_code, port, self.config.metrics_host)
 
 
 class _Watchdog:
@@ -731,11 +770,23 @@ class _RetryWindow(Exception):
     """Internal: the transaction was aborted and the consumer rewound."""
 
 
+def metrics_port_from_env() -> int | None:
+    value = os.environ.get("METRICS_PORT", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """Entry point of `python -m deid run`."""
     from deid.cli import governance_keys
 
     bootstrap = args.bootstrap or os.environ.get(KAFKA_BOOTSTRAP_ENV, DEFAULT_BOOTSTRAP)
+    try:
+        security = kafka_security_config(os.environ)
+    except KafkaSecurityError as exc:
+        log.error("Kafka security settings: %s", exc)
+        return 2
+    # In a pod (METRICS_PORT) Prometheus scrapes the pod's address: every interface.
+    metrics_host = "127.0.0.1" if args.metrics_port else os.environ.get("METRICS_HOST", "0.0.0.0")  # noqa: S104
     config = WorkerConfig(
         site_code=args.site,
         bootstrap=bootstrap,
@@ -750,9 +801,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         window_max_seconds=args.window_seconds,
         stats_interval=args.stats_interval,
         exit_when_idle=args.exit_when_idle,
-        metrics_port=args.metrics_port,
+        metrics_port=args.metrics_port or metrics_port_from_env(),
+        metrics_host=metrics_host,
         passthrough=args.passthrough,
         throttle=args.throttle,
+        kafka_overrides=security,
     )
     keys = governance_keys(args.governance_key)
     policy = None

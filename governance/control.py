@@ -47,6 +47,9 @@ def _producer() -> Producer:
             "acks": "all",
             "client.id": "twinhub-governance",
             "message.timeout.ms": 15000,
+            # TLS/SASL from the host project's settings (the hub builds it with
+            # deid.kafka_security from KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, ...).
+            **(conf.setting("KAFKA_CLIENT_CONFIG", None) or {}),
         }
     )
 

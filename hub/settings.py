@@ -5,12 +5,15 @@ user needs to set nothing. Production sets ``DJANGO_DEBUG`` off (the default), r
 secrets (or ``*_FILE`` paths to them).
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from deid.kafka_security import KafkaSecurityError, kafka_security_config
+from deid.logformat import PLAIN_FORMAT, log_format
 from hub.env import env, env_bool, env_int, env_list, env_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -62,6 +65,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: times the whole stack and binds the request id to every log line of the request.
+    "hub.observability.web.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -107,14 +112,32 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"]["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+DATABASE_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 if env("DATABASE_SSLMODE"):
+    if env("DATABASE_SSLMODE") not in DATABASE_SSLMODES:
+        raise ImproperlyConfigured(
+            f"DATABASE_SSLMODE must be one of {', '.join(DATABASE_SSLMODES)}"
+        )
     DATABASES["default"]["OPTIONS"]["sslmode"] = env("DATABASE_SSLMODE")
     if env("DATABASE_SSLROOTCERT"):
         DATABASES["default"]["OPTIONS"]["sslrootcert"] = env("DATABASE_SSLROOTCERT")
+    elif env("DATABASE_SSLMODE") in ("verify-ca", "verify-full"):
+        # libpq would fall back to ~/.postgresql/root.crt, which the image does not have: say
+        # so at start rather than at the first connection.
+        raise ImproperlyConfigured(
+            f"DATABASE_SSLMODE={env('DATABASE_SSLMODE')} needs DATABASE_SSLROOTCERT (a CA file)"
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Kafka and Redis -----------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+# TLS/SASL settings every Kafka client of the hub adds to its own (KAFKA_SECURITY_PROTOCOL,
+# KAFKA_SSL_*, KAFKA_SASL_*; deid/kafka_security.py). Holds the SASL password when there is
+# one: Django's error reports hide it (the key contains "pass").
+try:
+    KAFKA_CLIENT_CONFIG = kafka_security_config(os.environ)
+except KafkaSecurityError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
 REDIS_URL = env_secret("REDIS_URL") or "redis://127.0.0.1:56379/0"
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
@@ -226,14 +249,32 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- Logging -------------------------------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line with the request id (web), the envelope's batch id
+# and the records' event ids (consumer), the task (Celery); see deid/logformat.py. Plain text
+# stays the default for the local demo.
+LOG_FORMAT = log_format()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": PLAIN_FORMAT},
+        "json": {"()": "deid.logformat.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# Celery replaces the root logger's handlers with its own plain ones, and sends stdout and
+# stderr through a logger, unless told not to; either would break the JSON lines.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+CELERY_WORKER_REDIRECT_STDOUTS = LOG_FORMAT != "json"
+
+# --- Metrics ---
+# Each process serves Prometheus metrics on METRICS_PORT (gunicorn's master for the web, the
+# Celery worker, `manage.py consume`); hub/observability. /metrics on the web port as well
+# only when METRICS_ENABLED, behind METRICS_TOKEN(_FILE) as a bearer token when set.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", default=False)
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
 
 # --- Governance ---
 # Governance never imports the hub: it finds the scoping models by label (docs/governance.md).
@@ -262,16 +303,16 @@ GOVERNANCE_FIELD_KEY_VERSION = env_int("GOVERNANCE_FIELD_KEY_VERSION", 0)  # 0: 
 GOVERNANCE_CONTROL_TOPIC = env("GOVERNANCE_CONTROL_TOPIC", "regional.control.v1")
 GOVERNANCE_POLICY_QUORUM = env_int("GOVERNANCE_POLICY_QUORUM", 2)  # unless a region sets one
 GOVERNANCE_TRUSTED_PROXY_COUNT = env_int("GOVERNANCE_TRUSTED_PROXY_COUNT", 0)
-GOVERNANCE_AUDIT_EXEMPT_PATHS = ["/healthz", "/readyz", "/static/", "/favicon.ico"]
+GOVERNANCE_AUDIT_EXEMPT_PATHS = ["/healthz", "/readyz", "/metrics", "/static/", "/favicon.ico"]
 GOVERNANCE_AUDIT_CHECKPOINT_DIR = env("GOVERNANCE_AUDIT_CHECKPOINT_DIR", "")
 GOVERNANCE_ERASURE_DEADLINE_DAYS = env_int("GOVERNANCE_ERASURE_DEADLINE_DAYS", 30)
 GOVERNANCE_ERASURE_ALERT_DAYS = env_int("GOVERNANCE_ERASURE_ALERT_DAYS", 7)
-# URL names (or "namespace:*") that declare no governed action, each for a reason: probes carry
-# no data, the schema has no rows, the admin is guarded by model permissions (and audited).
-# Pages with no data of their own: sign-in/out, the landing redirect (it only forwards to a
-# governed page), the favicon.
+# URL names (or "namespace:*") that declare no governed action, each for a reason: probes and
+# metrics carry no data, the schema has no rows, the admin is guarded by model permissions
+# (and audited); pages with no data of their own: sign-in/out, the landing redirect (it only
+# forwards to a governed page), the favicon.
 GOVERNANCE_UNGOVERNED_URLS = [
-    *("healthz", "readyz", "api-schema", "api-docs", "admin:*", "favicon"),
+    *("healthz", "readyz", "metrics", "api-schema", "api-docs", "admin:*", "favicon"),
     *("web:home", "web:login", "web:logout"),
 ]
 # Retention per data class (audit events: 7 years, built in). Flow records keep what each

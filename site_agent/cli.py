@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from deid.logformat import configure_logging
 from site_agent import __version__
 from site_agent.config import AgentConfig, ConfigError, load_config
 
@@ -25,10 +26,9 @@ log = logging.getLogger("site_agent.cli")
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
+    # LOG_FORMAT=json: one JSON object per line with the record's ids (deid/logformat.py).
+    configure_logging(
+        level, plain_format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from deid.kafka_security import KafkaSecurityError, kafka_security_config
 from site_agent.vocabulary import UNIT_TYPES, is_ed
 
 __all__ = [
@@ -254,7 +255,13 @@ def parse_config(
     extra = k.get("producer", {})
     if not isinstance(extra, dict):
         raise ConfigError("kafka.producer must be a table of librdkafka settings")
-    producer = {str(a): str(b) for a, b in extra.items()}
+    # The same KAFKA_SECURITY_* variables as the DE-ID worker and the hub (deid.kafka_security)
+    # when the environment sets a protocol; the file's [kafka.producer] table wins over them.
+    try:
+        security = kafka_security_config(env) if env.get("KAFKA_SECURITY_PROTOCOL") else {}
+    except KafkaSecurityError as exc:
+        raise ConfigError(str(exc)) from exc
+    producer = {**security, **{str(a): str(b) for a, b in extra.items()}}
     # Secrets never come from the file: the SASL password from the environment (or a file
     # named by KAFKA_SASL_PASSWORD_FILE, as Kubernetes mounts secrets).
     password = env.get("KAFKA_SASL_PASSWORD") or _read_file(env.get("KAFKA_SASL_PASSWORD_FILE"))

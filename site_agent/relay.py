@@ -36,6 +36,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from deid.logformat import configure_logging
 from site_agent.config import KafkaConfig
 from site_agent.publish import PhiSealer, seal_flows
 from site_agent.store import OutboxRow, fetch_outbox, first_unpublished, open_readonly
@@ -228,6 +229,14 @@ class _Pump:
                                 producer.poll(0.05)  # local queue full: serve deliveries
                         self.in_flight += 1
                         cursor = row.seq
+                    log.debug(
+                        "produced %d record(s) to %s, outbox seq %d..%d",
+                        len(rows),
+                        rows[0].topic,
+                        rows[0].seq,
+                        rows[-1].seq,
+                        extra={"site": self.s.site_code},
+                    )
                 producer.poll(0 if len(rows) >= FETCH_LIMIT else 0.02)
                 now = time.monotonic()
                 status_due = now - last_status >= STATUS_EVERY
@@ -257,9 +266,9 @@ class _Pump:
 
 def relay_main(conn: Connection, settings: RelaySettings) -> None:
     """Entry point of the relay process."""
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)-7s %(name)s[relay]: %(message)s",
+    # A spawned process starts with no logging: the same choice as the agent (LOG_FORMAT).
+    configure_logging(
+        settings.log_level, plain_format="%(asctime)s %(levelname)-7s %(name)s[relay]: %(message)s"
     )
     try:
         _Pump(settings, conn).run()

@@ -426,6 +426,11 @@ class Store:
 
     def add_outbox(self, rows: Sequence[tuple[str, str, str, bytes, bytes, str, int]]) -> None:
         """rows: (event_id, record_type, topic, key, payload, created_at, sealed)."""
+        if log.isEnabledFor(logging.DEBUG):
+            # Where a record's event_id is born: the DE-ID worker and the hub log the same id
+            # (as source_event_id) on its way (docs/deploy.md, Observability).
+            for row in rows:
+                log.debug("outbox %s %s", row[0], row[1], extra={"event_id": row[0]})
         self.conn.executemany(
             "INSERT INTO outbox (event_id, record_type, topic, key, payload, created_at, sealed)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
@@ -38,6 +39,9 @@ class ConsumerStats:
     # Wall-clock times (time.time()), comparable across processes: benchmarks use them.
     first_message_at: float | None = None
     last_commit_at: float | None = None
+    # The last batch alone, for metrics: poll-to-commit seconds and each rejection's reason.
+    last_batch_seconds: float = 0.0
+    last_rejection_reasons: tuple[str, ...] = ()
 
     def add(self, counts: IngestCounts, envelopes: int) -> None:
         self.batches += 1
@@ -68,6 +72,7 @@ def consumer_config(
         "heartbeat.interval.ms": 3_000,
         "fetch.min.bytes": 1,
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
+        **settings.KAFKA_CLIENT_CONFIG,
         **(extra or {}),
     }
 
@@ -78,6 +83,7 @@ def producer_config(*, bootstrap: str) -> dict[str, Any]:
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
+        **settings.KAFKA_CLIENT_CONFIG,
     }
 
 
@@ -106,6 +112,12 @@ def dead_letter(
         ]
     key = rejection.site_code.encode() or None
     producer.produce(topic, value=rejection.payload, key=key, headers=headers)
+    log.info(
+        "dead letter to %s: %s",
+        topic,
+        rejection.reason,
+        extra={"event_id": rejection.event_id, "site": rejection.site_code},
+    )
 
 
 class RegionalConsumer:
@@ -187,6 +199,7 @@ class RegionalConsumer:
 
     def process(self, messages: list[Message]) -> IngestCounts:
         """Handle one polled batch: verify, store in one transaction, dead-letter, commit."""
+        started = time.perf_counter()
         if self.stats.first_message_at is None:
             self.stats.first_message_at = time.time()
         batch = IngestBatch()
@@ -223,6 +236,8 @@ class RegionalConsumer:
 
         self._commit(messages)
         self.stats.last_commit_at = time.time()
+        self.stats.last_batch_seconds = time.perf_counter() - started
+        self.stats.last_rejection_reasons = tuple(r.reason for r in batch.rejections)
         self.stats.add(counts, batch.envelopes)
         if self.on_batch is not None:
             self.on_batch(counts, self.stats)

@@ -9,6 +9,7 @@ dead-letter topic; nothing is dropped silently.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from deid.contracts import (
 )
 from deid.signing import KeyFormatError, load_public_key
 from hub.census.timefmt import GeneralisedTimeError, parse_generalised
+
+log = logging.getLogger("hub.census.ingest")
 
 COUNT_FIELDS = (
     "licensed_beds",
@@ -445,7 +448,31 @@ def envelope_into_batch(
     accepted = 0
     now = received_at
     hospital_id = entry.hospital_id
+    # The ids that follow a record from the site (docs/deploy.md, Observability): the
+    # envelope's batch id per envelope, each record's event ids at debug level.
+    log.info(
+        "envelope %s from %s: %d record(s) via %s",
+        envelope.batch_id,
+        site_code,
+        len(envelope.records),
+        via,
+        extra={"batch_id": envelope.batch_id, "site": site_code},
+    )
+    trace = log.isEnabledFor(logging.DEBUG)
     for record in envelope.records:
+        if trace:
+            log.debug(
+                "record %s (source %s) %s",
+                record.event_id,
+                record.source_event_id,
+                record.record_type,
+                extra={
+                    "batch_id": envelope.batch_id,
+                    "site": site_code,
+                    "event_id": record.event_id,
+                    "source_event_id": record.source_event_id,
+                },
+            )
         try:
             if isinstance(record, CensusRecord):
                 unit_type = record.unit_type.value if record.unit_type is not None else None

@@ -52,6 +52,7 @@ def check_kafka() -> CheckResult:
                 "socket.timeout.ms": int(CHECK_TIMEOUT_SECONDS * 1000),
                 "socket.connection.setup.timeout.ms": 2000,
                 "log_level": 0,  # a broker that is down is reported by the probe, not logged
+                **settings.KAFKA_CLIENT_CONFIG,
             }
         )
         metadata = admin.list_topics(timeout=CHECK_TIMEOUT_SECONDS)

@@ -154,6 +154,8 @@ ordinary resource of the release exists, gets exactly the same environment.
   value: {{ $v.django.staticRoot | quote }}
 - name: LOG_LEVEL
   value: {{ $v.django.logLevel | quote }}
+- name: LOG_FORMAT
+  value: {{ $v.django.logFormat | default "json" | quote }}
 - name: KAFKA_BOOTSTRAP_SERVERS
   value: {{ $v.kafka.bootstrapServers | quote }}
 - name: KAFKA_SECURITY_PROTOCOL

@@ -116,6 +116,8 @@ capabilities:
   value: /var/lib/site-agent/keystore.sqlite3
 - name: LOG_LEVEL
   value: {{ $v.logLevel | quote }}
+- name: LOG_FORMAT
+  value: {{ $v.logFormat | default "json" | quote }}
 {{- range $name := (include "site.mountedSecretNames" .) | fromJsonArray }}
 {{- $ref := index $v.secretFiles $name }}
 - name: {{ $name }}_FILE

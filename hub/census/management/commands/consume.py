@@ -13,6 +13,8 @@ from django.core.management.base import BaseCommand
 from hub.census import conf
 from hub.census.consumer import ConsumerStats, RegionalConsumer
 from hub.census.services import IngestCounts
+from hub.observability.consumer import ConsumerMetrics
+from hub.observability.exposition import metrics_port
 
 log = logging.getLogger("hub.consume")
 
@@ -58,13 +60,26 @@ class Command(BaseCommand):
                     stats.rejected,
                 )
 
+        # Prometheus on METRICS_PORT (hub/observability/consumer.py): ingest, dead letters,
+        # batch duration, lag.
+        metrics = ConsumerMetrics()
+        port = metrics_port()
+        if port is not None:
+            metrics.serve(port)
+            log.info("metrics on port %d", port)
+
+        def on_batch(counts: IngestCounts, stats: ConsumerStats) -> None:
+            metrics.observe(counts, stats)
+            report(counts, stats)
+
         consumer = RegionalConsumer(
             bootstrap=opts["bootstrap"],
             topic=opts["topic"],
             group=opts["group"],
             deadletter_topic=opts["deadletter_topic"],
             batch_size=opts["batch_size"],
-            on_batch=report,
+            on_batch=on_batch,
+            consumer_extra=metrics.consumer_config() if port is not None else None,
         )
         log.info("consuming %s as group %s", opts["topic"], opts["group"])
         stats = consumer.run(stop, idle_exit_after=opts["exit_when_idle"])
