@@ -95,11 +95,9 @@ def load_census(model: Model, census: Census, rng: np.random.Generator) -> None:
             for el, rem in zip(e.tolist(), remaining.tolist(), strict=True):
                 pool.take()
                 t_bed = now - el
-                env.process(
-                    model.journey(
-                        model.new_pid(), unit, cls, 3, t_bed,
-                        first_next=nxt, first_stay=el + rem, t_bed=t_bed,
-                    )
+                model.journey(
+                    model.new_pid(), unit, cls, 3, t_bed,
+                    first_next=nxt, first_stay=el + rem, t_bed=t_bed,
                 )  # fmt: skip
     if model.ed_beds is None or model.clinicians is None:
         if census.ed_waiting or census.ed_in_treatment or census.ed_boarding:
