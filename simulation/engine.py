@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import simpy
-from simpy.core import SimTime
+from simpy.core import BoundClass, SimTime
 from simpy.events import URGENT
 
 from simulation.arrivals import stream
@@ -38,6 +38,15 @@ class Environment(simpy.Environment):
     the same work in the same order (same heap, same event ids, same failure rule), so
     seeded results are unchanged. Other forms of ``until`` go to SimPy's own loop.
     """
+
+    def __init__(self, initial_time: SimTime = 0) -> None:
+        super().__init__(initial_time)
+        # SimPy binds its event classes (timeout, event, process ...) to the instance so
+        # that `env.timeout(...)` skips a descriptor call and a bound-method object, but
+        # only those found in the instance's own class, not in a base: bind them here.
+        for name, obj in vars(simpy.Environment).items():
+            if type(obj) is BoundClass:
+                setattr(self, name, getattr(self, name))
 
     def run(self, until: SimTime | simpy.Event | None = None) -> Any:
         if until is None or isinstance(until, simpy.Event):

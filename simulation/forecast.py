@@ -20,7 +20,7 @@ import pandas as pd
 import simpy
 
 from simulation.arrivals import replication_seed, stream
-from simulation.engine import Model
+from simulation.engine import Environment, Model
 from simulation.params import Scenario
 from simulation.scenario import load_scenario
 
@@ -178,7 +178,7 @@ def forecast_from_census(
     demand: dict[str, list[list[float]]] = defaultdict(list)
     for r in range(replications):
         ss = replication_seed(seed, r)
-        env = simpy.Environment(initial_time=scenario.run.start_hour)
+        env = Environment(initial_time=scenario.run.start_hour)
         model = Model(env, scenario, ss)
         load_census(model, census, stream(ss, "census"))
         env.run(until=scenario.run.end)
