@@ -12,11 +12,13 @@ from __future__ import annotations
 import heapq
 import math
 import sys
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import simpy
+from simpy.core import BoundClass, SimTime
+from simpy.events import URGENT
 
 from simulation.arrivals import stream
 from simulation.distributions import Chooser, Sampler
@@ -25,6 +27,53 @@ from simulation.params import EXIT, EDParams, LosRule, Scenario, SurgeryParams
 Proc = Generator[simpy.Event, Any, None]
 NAN = math.nan
 UNLIMITED = sys.maxsize
+
+
+class Environment(simpy.Environment):
+    """``simpy.Environment`` with the event loop of ``run(until=time)`` written out.
+
+    SimPy's ``run`` calls ``step()`` once per event and stops through an exception
+    raised by a callback of its ``until`` event. A month's replication processes about
+    45,000 events, and that per-event method call is a tenth of the time; this loop does
+    the same work in the same order (same heap, same event ids, same failure rule), so
+    seeded results are unchanged. Other forms of ``until`` go to SimPy's own loop.
+    """
+
+    def __init__(self, initial_time: SimTime = 0) -> None:
+        super().__init__(initial_time)
+        # SimPy binds its event classes (timeout, event, process ...) to the instance so
+        # that `env.timeout(...)` skips a descriptor call and a bound-method object, but
+        # only those found in the instance's own class, not in a base: bind them here.
+        for name, obj in vars(simpy.Environment).items():
+            if type(obj) is BoundClass:
+                setattr(self, name, getattr(self, name))
+
+    def run(self, until: SimTime | simpy.Event | None = None) -> Any:
+        if until is None or isinstance(until, simpy.Event):
+            return super().run(until)
+        at: SimTime = until if isinstance(until, int) else float(until)
+        if at <= self._now:
+            raise ValueError(f"until ({at}) must be greater than the current simulation time")
+        # Scheduled as SimPy schedules it: URGENT, so it runs before ordinary events at `at`.
+        stop = simpy.Event(self)
+        stop._ok = True
+        stop._value = None
+        self.schedule(stop, URGENT, at - self._now)
+        queue = self._queue
+        pop = heapq.heappop
+        while queue:
+            self._now, _, _, event = pop(queue)
+            if event is stop:
+                stop.callbacks = None  # type: ignore[assignment]  # "processed", as SimPy marks it
+                return None
+            callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+            for callback in callbacks:
+                callback(event)
+            if not event._ok and not hasattr(event, "_defused"):
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                raise exc
+        raise RuntimeError(f'No scheduled events left but "until" event was not triggered: {stop}')
 
 
 class Pool:
@@ -68,7 +117,7 @@ class Pool:
         self.seen: list[int] = [0]
 
     def _advance(self) -> None:
-        now = self.env.now
+        now = self.env._now  # the attribute, not the property: this runs on every event
         dt = now - self.last
         if dt > 0:
             busy = self.busy
@@ -200,7 +249,7 @@ class Model:
             times = cls.arrivals.times(
                 self.rng(f"arrivals:{cls.name}"), self.run.start_hour, self.run.end
             )
-            env.process(self._source(times, self._class_arrival(cls.name, cls.unit, cls.priority)))
+            self._source(times, self._class_arrival(cls.name, cls.unit, cls.priority))
         if self.run.initial_occupancy:
             rng = self.rng("initial")
             for unit, n in self.run.initial_occupancy:
@@ -248,11 +297,15 @@ class Model:
                 snaps.append((now, "ed_boarding", self.boarding, 0))
             yield env.timeout(step)
 
-    def _source(self, times: Iterable[float], make: Callable[[], None]) -> Proc:
-        env = self.env
-        for t in times:
-            yield env.timeout(t - env.now)
-            make()
+    def _source(self, times: Iterable[float], make: Callable[[], None]) -> None:
+        """Call ``make`` at each of ``times``: a chain of timeout callbacks rather than a
+        process, because arrivals are a large share of all events and a process adds a
+        generator resumption to each. It starts as a process would, from an URGENT
+        event at the current time, so events keep the order they had as a process."""
+        # As Python floats: iterating a numpy array yields numpy scalars, and the clock
+        # would then run on numpy float64 (several times slower to add and compare in the
+        # event heap) from the first arrival on. Same IEEE doubles, same results.
+        _ArrivalSource(self.env, iter(np.asarray(times, dtype=float).tolist()), make)
 
     def initial_class(self, unit: str) -> str:
         """The class given to patients found in ``unit`` at the start of a run."""
@@ -284,11 +337,9 @@ class Model:
             for el, tot in zip(elapsed.tolist(), total.tolist(), strict=True):
                 pool.take()
                 t_bed = now - el
-                env.process(
-                    self.journey(
-                        self.new_pid(), unit, cls, 3, t_bed, first_next=nxt, first_stay=tot,
-                        t_bed=t_bed,
-                    )
+                self.journey(
+                    self.new_pid(), unit, cls, 3, t_bed, first_next=nxt, first_stay=tot,
+                    t_bed=t_bed,
                 )  # fmt: skip
 
     # -- the unit network ---------------------------------------------------------------
@@ -368,7 +419,7 @@ class Model:
                 self.stays.append((pid, unit, cls, t_req, NAN, NAN, NAN, "blocked"))
                 return
             yield pool.wait(priority)
-        yield from self.journey(pid, unit, cls, priority, t_req)
+        self.journey(pid, unit, cls, priority, t_req, at_once=True)
 
     def journey(
         self,
@@ -380,58 +431,31 @@ class Model:
         first_next: str | None = None,
         first_stay: float | None = None,
         t_bed: float | None = None,
-    ) -> Proc:
-        """From a bed in ``unit`` (already held) through transfers to the exit.
+        *,
+        at_once: bool = False,
+    ) -> None:
+        """Start a patient's way from a bed in ``unit`` (already held) through transfers
+        to the exit.
 
         A transferring patient keeps the old bed until the new unit has one (blocking
         after service), which is how ICU step-downs block ICU beds in real hospitals.
-        Stays run from ``t_bed`` (default now). ``first_next``/``first_stay``/``t_bed``
-        let a census warm start fix the first leg of a patient already in a bed.
+        Stays run from ``t_bed`` (default: when the journey starts).
+        ``first_next``/``first_stay``/``t_bed`` let a census warm start fix the first leg
+        of a patient already in a bed.
+
+        The journey starts as a new SimPy process would (from an URGENT event at the
+        current time) unless ``at_once``, which starts it now, for a caller that is itself
+        a process continuing into the journey.
         """
-        env = self.env
-        if t_bed is None:
-            t_bed = env.now
-        in_bed = self.in_bed
-        while True:
-            pool = self.pools[unit]
-            in_bed[pid] = (unit, cls, t_req, t_bed)
-            if first_next is not None:
-                nxt, first_next = first_next, None
-            else:
-                nxt = self.next_unit(unit, cls)
-            if first_stay is not None:
-                stay, first_stay = first_stay, None
-            else:
-                stay = self.los_sampler(unit, cls, nxt)()
-            ready = t_bed + stay
-            if nxt == EXIT:
-                if self.use_discharge_hours[unit]:
-                    ready = self.discharge_time(ready)
-                yield env.timeout(max(ready - env.now, 0.0))
-                pool.release()
-                del in_bed[pid]
-                now = env.now
-                self.stays.append((pid, unit, cls, t_req, t_bed, now, now, EXIT))
-                return
-            yield env.timeout(max(ready - env.now, 0.0))
-            t_ready = env.now
-            npool = self.pools[nxt]
-            npool.arrive()
-            if not npool.try_take():
-                if self.block[nxt]:
-                    pool.release()
-                    del in_bed[pid]
-                    self.stays.append((pid, unit, cls, t_req, t_bed, t_ready, t_ready, "blocked"))
-                    self.stays.append((pid, nxt, cls, t_ready, NAN, NAN, NAN, "blocked"))
-                    return
-                yield npool.wait(priority)
-            pool.release()
-            t_bed = env.now
-            self.stays.append(
-                (pid, unit, cls, t_req, t_bed_prev := in_bed[pid][3], t_ready, t_bed, nxt)
-            )
-            del t_bed_prev
-            unit, t_req = nxt, t_ready
+        j = _Journey(self, pid, unit, cls, priority, t_req, first_next, first_stay, t_bed)
+        if at_once:
+            j.start(None)
+        else:
+            start = simpy.Event(self.env)
+            start._ok = True
+            start._value = None
+            start.callbacks.append(j.start)
+            self.env.schedule(start, URGENT)
 
     # -- emergency department -------------------------------------------------------------
 
@@ -471,10 +495,10 @@ class Model:
         }
         start, end = self.run.start_hour, self.run.end
         walk = ed.walk_in.times(self.rng("arrivals:walk_in"), start, end)
-        env.process(self._source(walk, self._ed_arrival("walk_in")))
+        self._source(walk, self._ed_arrival("walk_in"))
         if not external_ambulances:
             amb = ed.ambulance.times(self.rng("arrivals:ambulance"), start, end)
-            env.process(self._source(amb, self._ed_arrival("ambulance")))
+            self._source(amb, self._ed_arrival("ambulance"))
         env.process(self._shifts())
 
     def _shifts(self) -> Proc:
@@ -607,7 +631,7 @@ class Model:
             if pool is not None:
                 cls = ctype.patient_class
                 if has_bed:
-                    env.process(self.journey(pid, dest, cls, 3, t_start, t_bed=t_start))
+                    self.journey(pid, dest, cls, 3, t_start, t_bed=t_start)
                 else:
                     env.process(self._post_op_wait(self.new_pid(), dest, cls))
         self.sessions.append((day, room, t_open, t_close, t_last, case_hours))
@@ -616,7 +640,7 @@ class Model:
         pool = self.pools[unit]
         t_req = self.env.now
         yield pool.wait(2)
-        yield from self.journey(pid, unit, cls, 2, t_req)
+        self.journey(pid, unit, cls, 2, t_req, at_once=True)
 
 
 class _Visit:
@@ -740,7 +764,7 @@ class _Visit:
             m.boarding -= 1
         dest = self.board_to
         self.leave(dest)
-        m.env.process(m.journey(self.pid, dest, m._admitted_class, self.level, self.t_dec))
+        m.journey(self.pid, dest, m._admitted_class, self.level, self.t_dec)
 
     def leave(self, destination: str) -> None:
         m = self.m
@@ -759,3 +783,142 @@ class _Visit:
                 destination,
             )
         )
+
+
+class _ArrivalSource:
+    """Calls ``make`` at each time of an iterator of increasing times (see
+    :meth:`Model._source`)."""
+
+    __slots__ = ("env", "make", "times")
+
+    def __init__(
+        self, env: simpy.Environment, times: Iterator[float], make: Callable[[], None]
+    ) -> None:
+        self.env = env
+        self.times = times
+        self.make = make
+        start = simpy.Event(env)
+        start._ok = True
+        start._value = None
+        start.callbacks.append(self._next)
+        env.schedule(start, URGENT)
+
+    def _next(self, _event: simpy.Event) -> None:
+        t = next(self.times, None)
+        if t is not None:
+            env = self.env
+            env.timeout(t - env._now).callbacks.append(self._fire)
+
+    def _fire(self, event: simpy.Event) -> None:
+        self.make()
+        self._next(event)
+
+
+class _Journey:
+    """One patient's stays from a held bed through transfers to the exit
+    (:meth:`Model.journey`), driven by event callbacks like :class:`_Visit`: a generator
+    process would add a start and an end event and a generator resumption per step to
+    each of the several thousand inpatient journeys of a month."""
+
+    __slots__ = (
+        "cls",
+        "first_next",
+        "first_stay",
+        "m",
+        "nxt",
+        "pid",
+        "pool",
+        "priority",
+        "t_bed",
+        "t_ready",
+        "t_req",
+        "unit",
+    )
+
+    def __init__(
+        self,
+        model: Model,
+        pid: int,
+        unit: str,
+        cls: str,
+        priority: int,
+        t_req: float,
+        first_next: str | None,
+        first_stay: float | None,
+        t_bed: float | None,
+    ) -> None:
+        self.m = model
+        self.pid = pid
+        self.unit = unit
+        self.cls = cls
+        self.priority = priority
+        self.t_req = t_req
+        self.first_next = first_next
+        self.first_stay = first_stay
+        # The start event (if any) runs at this same simulated time.
+        self.t_bed: float = model.env._now if t_bed is None else t_bed
+        self.nxt = EXIT
+        self.t_ready = NAN
+        self.pool = model.pools[unit]
+
+    def start(self, _event: simpy.Event | None) -> None:
+        self.stay()
+
+    def stay(self) -> None:
+        """Hold the bed in ``unit`` from ``t_bed`` until ready to leave it."""
+        m = self.m
+        unit, cls, t_bed = self.unit, self.cls, self.t_bed
+        self.pool = m.pools[unit]
+        m.in_bed[self.pid] = (unit, cls, self.t_req, t_bed)
+        if self.first_next is not None:
+            nxt, self.first_next = self.first_next, None
+        else:
+            nxt = m.next_unit(unit, cls)
+        if self.first_stay is not None:
+            stay, self.first_stay = self.first_stay, None
+        else:
+            stay = m.los_sampler(unit, cls, nxt)()
+        self.nxt = nxt
+        ready = t_bed + stay
+        env = m.env
+        if nxt == EXIT:
+            if m.use_discharge_hours[unit]:
+                ready = m.discharge_time(ready)
+            env.timeout(max(ready - env._now, 0.0)).callbacks.append(self.discharged)
+        else:
+            env.timeout(max(ready - env._now, 0.0)).callbacks.append(self.ready)
+
+    def discharged(self, _event: simpy.Event) -> None:
+        m = self.m
+        self.pool.release()
+        del m.in_bed[self.pid]
+        now = m.env._now
+        m.stays.append((self.pid, self.unit, self.cls, self.t_req, self.t_bed, now, now, EXIT))
+
+    def ready(self, _event: simpy.Event) -> None:
+        m = self.m
+        self.t_ready = t_ready = m.env._now
+        nxt = self.nxt
+        npool = m.pools[nxt]
+        npool.arrive()
+        if npool.try_take():
+            self.moved(None)
+        elif m.block[nxt]:
+            self.pool.release()
+            pid, cls = self.pid, self.cls
+            del m.in_bed[pid]
+            m.stays.append(
+                (pid, self.unit, cls, self.t_req, self.t_bed, t_ready, t_ready, "blocked")
+            )
+            m.stays.append((pid, nxt, cls, t_ready, NAN, NAN, NAN, "blocked"))
+        else:
+            npool.wait(self.priority).callbacks.append(self.moved)
+
+    def moved(self, _event: simpy.Event | None) -> None:
+        m = self.m
+        self.pool.release()
+        now = m.env._now
+        pid, nxt, t_ready = self.pid, self.nxt, self.t_ready
+        m.stays.append((pid, self.unit, self.cls, self.t_req, self.t_bed, t_ready, now, nxt))
+        self.unit, self.t_req, self.t_bed = nxt, t_ready, now
+        self.stay()

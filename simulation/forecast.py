@@ -20,7 +20,7 @@ import pandas as pd
 import simpy
 
 from simulation.arrivals import replication_seed, stream
-from simulation.engine import Model
+from simulation.engine import Environment, Model
 from simulation.params import Scenario
 from simulation.scenario import load_scenario
 
@@ -95,11 +95,9 @@ def load_census(model: Model, census: Census, rng: np.random.Generator) -> None:
             for el, rem in zip(e.tolist(), remaining.tolist(), strict=True):
                 pool.take()
                 t_bed = now - el
-                env.process(
-                    model.journey(
-                        model.new_pid(), unit, cls, 3, t_bed,
-                        first_next=nxt, first_stay=el + rem, t_bed=t_bed,
-                    )
+                model.journey(
+                    model.new_pid(), unit, cls, 3, t_bed,
+                    first_next=nxt, first_stay=el + rem, t_bed=t_bed,
                 )  # fmt: skip
     if model.ed_beds is None or model.clinicians is None:
         if census.ed_waiting or census.ed_in_treatment or census.ed_boarding:
@@ -180,7 +178,7 @@ def forecast_from_census(
     demand: dict[str, list[list[float]]] = defaultdict(list)
     for r in range(replications):
         ss = replication_seed(seed, r)
-        env = simpy.Environment(initial_time=scenario.run.start_hour)
+        env = Environment(initial_time=scenario.run.start_hour)
         model = Model(env, scenario, ss)
         load_census(model, census, stream(ss, "census"))
         env.run(until=scenario.run.end)

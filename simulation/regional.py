@@ -17,7 +17,7 @@ import simpy
 
 from simulation.arrivals import replication_seed, stream
 from simulation.distributions import Sampler
-from simulation.engine import Model, Pool, Proc
+from simulation.engine import Environment, Model, Pool, Proc
 from simulation.params import RegionalScenario, ThresholdSettings
 from simulation.results import (
     ReplicationResult,
@@ -234,7 +234,7 @@ def run_regional_replication(
     *,
     policy: DiversionPolicy | None = None,
 ) -> ReplicationResult:
-    env = simpy.Environment(initial_time=scenario.run.start_hour)
+    env = Environment(initial_time=scenario.run.start_hour)
     region = Region(
         env, scenario, replication_seed(seed, replication), policy or policy_for(scenario)
     )

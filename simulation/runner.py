@@ -10,11 +10,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import simpy
 from tqdm import tqdm
 
 from simulation.arrivals import replication_seed
-from simulation.engine import Model
+from simulation.engine import Environment, Model
 from simulation.params import RegionalScenario, Scenario
 from simulation.regional import DiversionPolicy, run_regional_replication
 from simulation.results import ReplicationResult, Results, collect, summarise
@@ -25,7 +24,7 @@ ScenarioLike = str | Path | Data | AnyScenario
 
 def build_model(scenario: Scenario, replication: int = 0, seed: int = 1) -> Model:
     """A ready-to-run model in its own environment (for callers that drive it)."""
-    env = simpy.Environment(initial_time=scenario.run.start_hour)
+    env = Environment(initial_time=scenario.run.start_hour)
     return Model(env, scenario, replication_seed(seed, replication))
 
 
