@@ -786,7 +786,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         log.error("Kafka security settings: %s", exc)
         return 2
     # In a pod (METRICS_PORT) Prometheus scrapes the pod's address: every interface.
-    metrics_host = "127.0.0.1" if args.metrics_port else os.environ.get("METRICS_HOST", "0.0.0.0")  # noqa: S104
+    metrics_host = "127.0.0.1" if args.metrics_port else os.environ.get("METRICS_HOST", "0.0.0.0")  # noqa: S104  # nosec B104
     config = WorkerConfig(
         site_code=args.site,
         bootstrap=bootstrap,

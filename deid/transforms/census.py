@@ -34,8 +34,9 @@ _VARIANT = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
 def derived_event_id(source_event_id: str, audience: str, policy_version: int | None) -> str:
     """uuid.uuid5(EVENT_ID_NAMESPACE, "source|audience|version"), computed on the hex string
     without UUID objects (this runs for every released record)."""
-    h = hashlib.sha1(  # noqa: S324 - RFC 4122 name-based UUID v5 is defined on SHA-1
-        _NAMESPACE_BYTES + f"{source_event_id}|{audience}|{policy_version}".encode()
+    h = hashlib.sha1(
+        _NAMESPACE_BYTES + f"{source_event_id}|{audience}|{policy_version}".encode(),
+        usedforsecurity=False,
     ).hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 

@@ -54,24 +54,24 @@ _STATE_UPDATE = ", ".join(
 # S608 below: every name interpolated into these statements is a module constant (the column
 # lists of ingest.py), never request or record data; values travel as COPY rows or parameters.
 _INSERT_SNAP = (
-    f"INSERT INTO census_censussnapshot ({_SNAP_COLS}) "  # noqa: S608
+    f"INSERT INTO census_censussnapshot ({_SNAP_COLS}) "  # noqa: S608  # nosec B608
     f"SELECT {_SNAP_COLS} FROM census_snap_in ON CONFLICT (event_id, observed_at) DO NOTHING"
 )
 _INSERT_FLOW = (
-    f"INSERT INTO census_flowevent ({_FLOW_COLS}) "  # noqa: S608
+    f"INSERT INTO census_flowevent ({_FLOW_COLS}) "  # noqa: S608  # nosec B608
     f"SELECT {_FLOW_COLS} FROM census_flow_in ON CONFLICT (event_id, observed_at) DO NOTHING"
 )
 
-_UPSERT_STATE = f"""
-INSERT INTO census_unitstate ({_STATE_COLS})
-SELECT DISTINCT ON (unit_id, audience) {_STATE_COLS}
-FROM census_snap_in
-WHERE unit_id IS NOT NULL
-ORDER BY unit_id, audience, observed_at DESC, produced_at DESC, event_id DESC
-ON CONFLICT (unit_id, audience) DO UPDATE SET {_STATE_UPDATE}
-WHERE (EXCLUDED.observed_at, EXCLUDED.produced_at, EXCLUDED.event_id)
-    > (census_unitstate.observed_at, census_unitstate.produced_at, census_unitstate.event_id)
-"""  # noqa: S608
+_UPSERT_STATE = (
+    f"INSERT INTO census_unitstate ({_STATE_COLS}) "  # noqa: S608  # nosec B608
+    f"SELECT DISTINCT ON (unit_id, audience) {_STATE_COLS} "
+    "FROM census_snap_in "
+    "WHERE unit_id IS NOT NULL "
+    "ORDER BY unit_id, audience, observed_at DESC, produced_at DESC, event_id DESC "
+    f"ON CONFLICT (unit_id, audience) DO UPDATE SET {_STATE_UPDATE} "
+    "WHERE (EXCLUDED.observed_at, EXCLUDED.produced_at, EXCLUDED.event_id) "
+    "> (census_unitstate.observed_at, census_unitstate.produced_at, census_unitstate.event_id)"
+)
 
 _UPSERT_FEED = """
 INSERT INTO census_feedstate (hospital_id, component, event_id, produced_at, received_at,

@@ -112,7 +112,7 @@ def post_webhook(url: str, secret: bytes, body: bytes) -> tuple[bool, str]:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310  # nosec B310
             status = int(response.status)
     except urllib.error.HTTPError as exc:
         return False, f"HTTP {exc.code}"
