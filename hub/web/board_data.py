@@ -14,7 +14,7 @@ live figures with freshness) and ``governance.access`` for what each person may 
 A board of any size costs a fixed number of queries: the six of ``live_hospitals``, one for
 the coordination statuses, one for the 24-hour history of every unit at once (``history``,
 which keeps the hours already past for a few minutes), plus governance's per-request
-lookups. ``bench/web_board.py`` measures it for 50 hospitals.
+lookups. ``bench/bench_web_board.py`` measures it for 50 hospitals.
 """
 
 from __future__ import annotations
