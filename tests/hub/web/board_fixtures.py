@@ -1,16 +1,15 @@
-"""A seeded region for the board and hospital page tests: real-sized hospitals from the HHS
-file (``hub.registry.seeding``), hours of census history through the real ingest path
-(``hub.demo.history``), coordination statuses, and a user per role."""
+"""A seeded region for the board and hospital page tests: synthetic hospitals sized like the
+Hudson Valley's (``hub.registry.seeding``; no data file from outside the repo), hours of
+census history through the real ingest path (``hub.demo.history``), coordination statuses,
+and a user per role."""
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -18,16 +17,31 @@ from governance import access
 from governance.roles import Role
 from hub.coordination.models import HospitalStatus
 from hub.demo.history import census_history_seed
-from hub.registry.hhs import HospitalCapacity, read_capacity_file
+from hub.registry.hhs import Figure, HospitalCapacity
 from hub.registry.models import Hospital, Unit
 from hub.registry.seeding import DEFAULT_COUNTIES, region_seed
 
-HHS = Path(settings.BASE_DIR).parent / "shared" / "data" / "hhs_ny_hospital_capacity_weekly.csv"
+# (adult inpatient beds, adult ICU beds), biggest first: sizes like the region's hospitals.
+_SIZES = ((640, 52), (480, 36), (350, 24), (260, 18), (190, 12), (150, 10), (110, 8), (90, 6))
+_WEEK = "2024-04-26"
 
 
 @functools.cache
 def capacities() -> dict[str, HospitalCapacity]:
-    return read_capacity_file(HHS)
+    """Synthetic capacity figures in the shape of the HHS file, spread over the counties."""
+    out = {}
+    for i, (inpatient, icu) in enumerate(_SIZES):
+        pk = f"33{i + 1:02d}00"
+        out[pk] = HospitalCapacity(
+            pk,
+            DEFAULT_COUNTIES[i % len(DEFAULT_COUNTIES)],
+            f"36{i:03d}",
+            {
+                "total_adult_inpatient_avg": Figure(float(inpatient), _WEEK, False),
+                "total_staffed_adult_icu_avg": Figure(float(icu), _WEEK, False),
+            },
+        )
+    return out
 
 
 @dataclass
