@@ -143,6 +143,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     published_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
+-- Directives from the hub (site_agent/directives.py), one row per hub directive id: what the
+-- agent did with it. "done" rows are never applied again (a directive seen twice, e.g. when
+-- the ack was lost, is only acknowledged again). Erasure rows keep no surrogate.
+CREATE TABLE IF NOT EXISTS directives (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    payload TEXT NOT NULL,
+    handled_at TEXT NOT NULL
+);
 """
 
 
@@ -421,6 +432,42 @@ class Store:
             "INSERT OR REPLACE INTO poll_state (base_url, resource, last_updated) VALUES (?, ?, ?)",
             (base_url, resource, last_updated),
         )
+
+    # --- directives from the hub --------------------------------------------------------------
+
+    def directive_outcome(self, directive_id: int) -> str | None:
+        row = self.conn.execute(
+            "SELECT outcome FROM directives WHERE id = ?", (directive_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_directive(
+        self,
+        directive_id: int,
+        *,
+        kind: str,
+        outcome: str,
+        payload: dict[str, Any],
+        at: str,
+        detail: str = "",
+    ) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO directives (id, kind, outcome, detail, payload, handled_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (directive_id, kind, outcome, detail, json.dumps(payload, sort_keys=True), at),
+        )
+
+    def current_diversion(self) -> dict[str, Any] | None:
+        """The region's latest diversion directive for this site (payload plus the hub's
+        directive id and when the agent received it), or None if it never had one."""
+        row = self.conn.execute(
+            "SELECT id, payload, handled_at FROM directives WHERE kind = 'diversion' "
+            "AND outcome = 'done' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        out: dict[str, Any] = json.loads(row[1])
+        return {**out, "directive_id": int(row[0]), "received_at": str(row[2])}
 
     # --- outbox ------------------------------------------------------------------------------
 
