@@ -410,3 +410,93 @@ def test_directives_are_off_without_a_hub_url_or_with_interval_zero() -> None:
     assert not parse_config({"site": {"code": "S1"}}, base_env={}).hub.enabled
     off = {"site": {"code": "S1"}, "hub": {"url": "http://h", "directives_interval_seconds": 0}}
     assert not parse_config(off, base_env={}).hub.enabled
+
+
+# --- wired into the running agent ------------------------------------------------------------
+
+
+def test_the_running_agent_polls_applies_and_acknowledges(
+    tmp_path: Path, gov_key: Ed25519PrivateKey
+) -> None:
+    """``run`` starts the poller: a fake hub over real HTTP, the agent's own writer thread and
+    key store (the file the DE-ID worker shares)."""
+    from dataclasses import replace
+
+    from aiohttp import web
+
+    from site_agent.config import HubConfig
+    from tests.site_agent.conftest import MASTER_KEY, make_config, with_agent
+
+    keystore_path = tmp_path / "shared-keystore.sqlite3"
+    ks = PatientKeyStore(keystore_path, MASTER_KEY)
+    surrogate, key_id, ciphertext = patient(ks)
+    config = make_config(tmp_path / "data")
+    queue = [
+        {"id": 1, "kind": "diversion", "payload": {"status": "diversion", "ems_traffic": "Closed"}},
+        {
+            "id": 2,
+            "kind": "erasure",
+            "payload": sign(erasure_body(surrogate, site=config.site_code), gov_key),
+        },
+    ]
+    seen: dict[str, list[Any]] = {"acks": [], "confirms": [], "auth": []}
+
+    async def listing(request: web.Request) -> web.Response:
+        seen["auth"].append(request.headers.get("Authorization"))
+        return web.json_response(queue)
+
+    async def ack(request: web.Request) -> web.Response:
+        directive_id = int(request.match_info["id"])
+        seen["acks"].append(directive_id)
+        queue[:] = [d for d in queue if d["id"] != directive_id]
+        return web.json_response({"id": directive_id})
+
+    async def confirm(request: web.Request) -> web.Response:
+        seen["confirms"].append((request.match_info["id"], await request.json()))
+        return web.json_response({"status": "closed"})
+
+    async def body() -> Any:
+        app = web.Application()
+        app.router.add_get("/api/v1/site/directives/", listing)
+        app.router.add_post("/api/v1/site/directives/{id}/ack/", ack)
+        app.router.add_post("/api/v1/governance/site/erasure-requests/{id}/confirm/", confirm)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        hub = HubConfig(
+            url=f"http://127.0.0.1:{port}",
+            credential="site-cred",
+            governance_keys=(signing.public_key_b64(gov_key),),
+            directives_interval_seconds=0.2,
+        )
+        cfg = replace(config, hub=hub, keystore_path=keystore_path)
+
+        async def wait_and_read(agent: Any) -> Any:
+            for _ in range(100):
+                if len(seen["acks"]) == 2:
+                    break
+                await asyncio.sleep(0.1)
+            return await agent.call(lambda w: w.store.current_diversion())
+
+        try:
+            return await with_agent(cfg, wait_and_read)
+        finally:
+            await runner.cleanup()
+
+    diversion = asyncio.run(body())
+
+    assert seen["acks"] == [1, 2]
+    assert seen["auth"][0] == "Bearer site-cred"
+    ((erasure_id, posted),) = seen["confirms"]
+    assert erasure_id == "e-1"
+    assert posted["evidence"]["method"] == "crypto-shredding"
+    assert diversion is not None
+    assert diversion["status"] == "diversion"
+    # Another process's view of the shared key store (the DE-ID worker's) drops its cached
+    # keys once it sees the new erasure (within a second, or at once on refresh()).
+    ks.refresh()
+    with pytest.raises(KeyDestroyed):
+        ks.decrypt_phi(surrogate, key_id, ciphertext)
+    ks.close()
