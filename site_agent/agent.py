@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from deid.keystore import MASTER_KEY_ENV, MasterKeyRing
 from deid.signing import secret_from_env
-from site_agent.config import AgentConfig
+from site_agent.config import AgentConfig, ConfigError
 from site_agent.forecast import ForecastCache, census_input, run_forecast
 from site_agent.ingest import CallItem, IngestWriter
 from site_agent.ingest import published_item as _published
@@ -207,7 +207,13 @@ class Agent:
         cfg = self.config
         assert self._master_key is not None  # noqa: S101
         loop = asyncio.get_running_loop()
-        hub = HubClient(cfg.hub.url, cfg.hub.read_credential(), timeout=cfg.hub.timeout_seconds)
+        try:
+            credential = cfg.hub.read_credential()
+        except ConfigError as exc:
+            # Ingestion goes on without directives; the hub shows them pending meanwhile.
+            log.error("directives from the hub are OFF: %s", exc)
+            return
+        hub = HubClient(cfg.hub.url, credential, timeout=cfg.hub.timeout_seconds)
         if not cfg.hub.governance_keys:
             log.warning(
                 "no governance public key configured ([hub] governance_keys or "

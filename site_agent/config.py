@@ -140,7 +140,10 @@ class HubConfig:
             return self.credential
         if self.credential_file is None:
             raise ConfigError("hub.credential_file (or SITE_AGENT_HUB_CREDENTIAL) is not set")
-        return _read_file(str(self.credential_file))
+        text = _read_file(str(self.credential_file))
+        if not text:
+            raise ConfigError(f"the hub credential file {self.credential_file} is empty")
+        return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -500,3 +500,24 @@ def test_the_running_agent_polls_applies_and_acknowledges(
     with pytest.raises(KeyDestroyed):
         ks.decrypt_phi(surrogate, key_id, ciphertext)
     ks.close()
+
+
+def test_a_missing_credential_turns_directives_off_without_stopping_the_agent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dataclasses import replace
+
+    from site_agent.config import HubConfig
+    from tests.site_agent.conftest import make_config, with_agent
+
+    config = make_config(tmp_path / "data")
+    hub = HubConfig(url="http://127.0.0.1:1", credential_file=tmp_path / "missing.credential")
+    cfg = replace(config, hub=hub, keystore_path=tmp_path / "keystore.sqlite3")
+
+    async def body(agent: Any) -> bool:
+        await asyncio.sleep(0.2)
+        return agent.writer is not None
+
+    with caplog.at_level(logging.ERROR, logger="site_agent"):
+        assert asyncio.run(with_agent(cfg, body))
+    assert "directives from the hub are OFF" in caplog.text
