@@ -55,6 +55,8 @@ def test_one_poll_cycle_against_the_hub_erases_confirms_and_acknowledges(
     erasure = services.erasure_request_approve(actor=board, erasure=erasure)
     erasure = services.erasure_request_execute(actor=board, erasure=erasure)
     assert len(published) == 1
+    services.erasure_directive_resend(erasure=erasure)  # a resend while pending: one in queue
+    assert len(published) == 2
     directive = Directive.objects.get(hospital=hospital, kind=Directive.Kind.ERASURE)
     assert directive.acknowledged_at is None
 
