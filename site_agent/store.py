@@ -34,7 +34,15 @@ from typing import Any
 
 from site_agent.twin.model import Bed, Conflict, Patient, Twin, Unit
 
-__all__ = ["SCHEMA_VERSION", "OutboxRow", "Store", "checkpoint", "load_twin", "open_readonly"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "OutboxRow",
+    "Store",
+    "checkpoint",
+    "current_diversion",
+    "load_twin",
+    "open_readonly",
+]
 
 log = logging.getLogger("site_agent.store")
 
@@ -458,16 +466,7 @@ class Store:
         )
 
     def current_diversion(self) -> dict[str, Any] | None:
-        """The region's latest diversion directive for this site (payload plus the hub's
-        directive id and when the agent received it), or None if it never had one."""
-        row = self.conn.execute(
-            "SELECT id, payload, handled_at FROM directives WHERE kind = 'diversion' "
-            "AND outcome = 'done' ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return None
-        out: dict[str, Any] = json.loads(row[1])
-        return {**out, "directive_id": int(row[0]), "received_at": str(row[2])}
+        return current_diversion(self.conn)
 
     # --- outbox ------------------------------------------------------------------------------
 
@@ -564,6 +563,22 @@ def load_twin(c: sqlite3.Connection, twin: Twin) -> bool:
         twin.patients[p.mrn] = p
     twin.relink()
     return True
+
+
+def current_diversion(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """The region's latest diversion directive for this site (payload plus the hub's
+    directive id and when the agent received it), or None if it never had one."""
+    try:
+        row = conn.execute(
+            "SELECT id, payload, handled_at FROM directives WHERE kind = 'diversion' "
+            "AND outcome = 'done' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    except sqlite3.OperationalError:  # a database from before directives (read-only here)
+        return None
+    if row is None:
+        return None
+    out: dict[str, Any] = json.loads(row[1])
+    return {**out, "directive_id": int(row[0]), "received_at": str(row[2])}
 
 
 def checkpoint(path: Path) -> None:
