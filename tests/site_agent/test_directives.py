@@ -521,3 +521,25 @@ def test_a_missing_credential_turns_directives_off_without_stopping_the_agent(
     with caplog.at_level(logging.ERROR, logger="site_agent"):
         assert asyncio.run(with_agent(cfg, body))
     assert "directives from the hub are OFF" in caplog.text
+
+
+def test_status_prints_the_regions_diversion_directive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from site_agent.cli import main
+
+    data = tmp_path / "data"
+    config_path = tmp_path / "site.toml"
+    config_path.write_text(f'[site]\ncode = "S1"\n[agent]\ndata_dir = "{data}"\n')
+    store = Store(data / "agent.sqlite3")
+    hub = FakeHub(
+        {"id": 5, "kind": "diversion", "payload": {"status": "diversion", "ems_traffic": "Closed"}}
+    )
+    poll_once(site_code="S1", hub=hub, keystore=None, ledger=StoreLedger(store), trusted=[])
+    store.close()
+
+    assert main(["status", "--config", str(config_path)]) == 0
+    assert "region directs the ED: diversion (EMS traffic Closed)" in capsys.readouterr().out
+    assert main(["status", "--config", str(config_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["region_diversion"]["directive_id"] == 5
