@@ -557,6 +557,15 @@ def erasure_request_confirm(
         request=request,
         detail={"evidence_sha256": str(evidence.get("evidence_sha256", ""))[:64]},
     )
+    # In this transaction: a copy of the directive elsewhere (the hub's site queue) must not
+    # outlive the closed request with the surrogate in it.
+    signals.erasure_confirmed.send(
+        sender=ErasureRequest,
+        erasure=erasure,
+        hospital_id=erasure.hospital_id,
+        site_code=erasure.site_code,
+        surrogate_digest=erasure.surrogate_digest,
+    )
     return erasure
 
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from deid.keystore import MASTER_KEY_ENV, MasterKeyRing
 from deid.signing import secret_from_env
-from site_agent.config import AgentConfig
+from site_agent.config import AgentConfig, ConfigError
 from site_agent.forecast import ForecastCache, census_input, run_forecast
 from site_agent.ingest import CallItem, IngestWriter
 from site_agent.ingest import published_item as _published
@@ -115,6 +115,10 @@ class Agent:
         if relay:
             await self.start_relay()
         self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
+        if cfg.hub.enabled:
+            self._tasks.append(asyncio.create_task(self._directives(), name="directives"))
+        else:
+            log.info("no hub URL configured: directives from the region are not fetched")
         if cfg.forecast.enabled:
             # spawn: a fresh interpreter for the simulation, nothing inherited from the agent.
             self._pool = ProcessPoolExecutor(
@@ -195,6 +199,51 @@ class Agent:
                 await self.start_relay(relay.settings.kafka.bootstrap_servers)
             await asyncio.sleep(1.0)
 
+    async def _directives(self) -> None:
+        """Poll the hub's directives (site_agent/directives.py) until cancelled."""
+        from deid.keystore import PatientKeyStore
+        from site_agent.directives import DirectivePoller, HubClient, poll_once
+
+        cfg = self.config
+        assert self._master_key is not None  # noqa: S101
+        loop = asyncio.get_running_loop()
+        try:
+            credential = cfg.hub.read_credential()
+        except ConfigError as exc:
+            # Ingestion goes on without directives; the hub shows them pending meanwhile.
+            log.error("directives from the hub are OFF: %s", exc)
+            return
+        hub = HubClient(cfg.hub.url, credential, timeout=cfg.hub.timeout_seconds)
+        if not cfg.hub.governance_keys:
+            log.warning(
+                "no governance public key configured ([hub] governance_keys or "
+                "DEID_GOVERNANCE_PUBLIC_KEYS): erasure directives will be refused"
+            )
+        # The key store the relay and the DE-ID worker use (one file, shared by processes).
+        keystore = PatientKeyStore(
+            cfg.keystore_path or cfg.data_dir / "keystore.sqlite3", self._master_key
+        )
+        ledger = _WriterLedger(self, loop)
+
+        def cycle() -> list[Any]:
+            return poll_once(
+                site_code=cfg.site_code,
+                hub=hub,
+                keystore=keystore,
+                ledger=ledger,
+                trusted=list(cfg.hub.governance_keys),
+            )
+
+        poller = DirectivePoller(
+            cycle,
+            interval=cfg.hub.directives_interval_seconds,
+            ceiling=cfg.hub.max_backoff_seconds,
+        )
+        try:
+            await poller.run()
+        finally:
+            keystore.close()
+
     async def _forecaster(self) -> None:
         cfg = self.config.forecast
         loop = asyncio.get_running_loop()
@@ -240,3 +289,34 @@ class Agent:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
+
+
+class _WriterLedger:
+    """The directive ledger through the writer thread (the store has one owner): called from
+    the directive poller's worker thread, it waits for the writer to run each step."""
+
+    def __init__(self, agent: Agent, loop: asyncio.AbstractEventLoop) -> None:
+        self._agent = agent
+        self._loop = loop
+
+    def _run(self, fn: Callable[[IngestWriter], T]) -> T:
+        return asyncio.run_coroutine_threadsafe(self._agent.call(fn), self._loop).result(60)
+
+    def directive_outcome(self, directive_id: int) -> str | None:
+        return self._run(lambda w: w.store.directive_outcome(directive_id))
+
+    def record_directive(
+        self,
+        directive_id: int,
+        *,
+        kind: str,
+        outcome: str,
+        payload: dict[str, Any],
+        at: str,
+        detail: str = "",
+    ) -> None:
+        self._run(
+            lambda w: w.store.record_directive(
+                directive_id, kind=kind, outcome=outcome, payload=payload, at=at, detail=detail
+            )
+        )

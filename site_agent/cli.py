@@ -186,7 +186,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from site_agent.feeds import FeedHealth
-    from site_agent.store import load_twin, open_readonly
+    from site_agent.store import current_diversion, load_twin, open_readonly
     from site_agent.twin.census import census_all
     from site_agent.twin.model import Twin
 
@@ -219,12 +219,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         "SELECT at, kind, subject, resolution FROM conflicts ORDER BY id DESC LIMIT 5"
     ).fetchall()
     census = census_all(twin, now)
+    region = current_diversion(conn)
     if args.json:
         out: dict[str, Any] = {
             "site_code": config.site_code,
             "messages": counts,
             "outbox": {"backlog": backlog, "published": published},
             "feeds": [f.to_dict() for f in feeds.statuses(now)],
+            "region_diversion": region,
             "units": [
                 {k: getattr(c, k) for k in c.__slots__ if k not in ("as_of", "last_message_at")}
                 for c in census
@@ -234,6 +236,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(f"site {config.site_code} ({config.site_name}) at {now:%Y-%m-%d %H:%M:%S}Z")
     print(f"messages: {counts or 'none'}   outbox: {backlog} waiting, {published} published")
+    if region is not None:
+        print(
+            f"region directs the ED: {region.get('status')} (EMS traffic "
+            f"{region.get('ems_traffic', '?')}) until {region.get('expires_at') or '-'}, "
+            f"directive {region['directive_id']} received {region['received_at']}"
+        )
     for f in feeds.statuses(now):
         last = f.last_message_at.strftime("%H:%M:%S") if f.last_message_at else "never"
         print(

@@ -5,7 +5,9 @@ win over the file for what differs between machines of the same site: ``KAFKA_BO
 (when the file leaves ``[kafka] bootstrap_servers`` out), ``KAFKA_SASL_PASSWORD`` /
 ``KAFKA_SASL_PASSWORD_FILE``, ``SITE_AGENT_DATA_DIR``, ``SITE_AGENT_DATABASE_URL``,
 ``DEID_KEYSTORE`` (the key store shared with the DE-ID worker), ``DEID_MASTER_KEY`` /
-``DEID_MASTER_KEY_FILE``.
+``DEID_MASTER_KEY_FILE``, ``SITE_AGENT_HUB_URL``, ``SITE_AGENT_HUB_CREDENTIAL`` /
+``SITE_AGENT_HUB_CREDENTIAL_FILE`` and ``DEID_GOVERNANCE_PUBLIC_KEYS`` (``_FILE``) for the hub's
+directives (see site_agent/directives.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "ConfigError",
     "FhirConfig",
     "ForecastConfig",
+    "HubConfig",
     "KafkaConfig",
     "MllpConfig",
     "UnitConfig",
@@ -112,6 +115,38 @@ class ForecastConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HubConfig:
+    """The regional hub's site API, for directives (diversion, erasure). Off without a URL.
+
+    The credential is the one the site received at enrolment (a file, 0600, next to the
+    config in the demo); the governance public keys are the trust anchors for erasure
+    directives — the same keys the DE-ID worker trusts for policies (``--governance-key``).
+    """
+
+    url: str = ""
+    credential_file: Path | None = None
+    credential: str = field(default="", repr=False)
+    governance_keys: tuple[str, ...] = ()
+    directives_interval_seconds: float = 30.0
+    max_backoff_seconds: float = 600.0
+    timeout_seconds: float = 10.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url) and self.directives_interval_seconds > 0
+
+    def read_credential(self) -> str:
+        if self.credential:
+            return self.credential
+        if self.credential_file is None:
+            raise ConfigError("hub.credential_file (or SITE_AGENT_HUB_CREDENTIAL) is not set")
+        text = _read_file(str(self.credential_file))
+        if not text:
+            raise ConfigError(f"the hub credential file {self.credential_file} is empty")
+        return text
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     site_code: str
     site_name: str
@@ -131,6 +166,7 @@ class AgentConfig:
     mllp: MllpConfig = field(default_factory=MllpConfig)
     fhir: FhirConfig = field(default_factory=FhirConfig)
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
 
     @property
     def database_path(self) -> Path:
@@ -187,8 +223,44 @@ def _beds(u: Mapping[str, Any], where: str) -> tuple[BedConfig, ...]:
     return tuple(out)
 
 
+def _hub(h: Mapping[str, Any], env: Mapping[str, str], base_dir: Path | None) -> HubConfig:
+    url = env.get("SITE_AGENT_HUB_URL") or _get(h, "url", str, "", "hub")
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError("hub.url must be an http:// or https:// URL")
+    cred_file = env.get("SITE_AGENT_HUB_CREDENTIAL_FILE") or _get(
+        h, "credential_file", str, "", "hub"
+    )
+    cred_path = Path(cred_file) if cred_file else None
+    # A relative credential file is next to the config file (as seed_region writes them).
+    if cred_path is not None and not cred_path.is_absolute() and base_dir is not None:
+        cred_path = base_dir / cred_path
+    keys = h.get("governance_keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise ConfigError("hub.governance_keys must be a list of base64 public keys")
+    from_env = env.get("DEID_GOVERNANCE_PUBLIC_KEYS") or _read_file(
+        env.get("DEID_GOVERNANCE_PUBLIC_KEYS_FILE")
+    )
+    if from_env:
+        keys = [k.strip() for k in from_env.replace("\n", ",").split(",") if k.strip()]
+    interval = _get(h, "directives_interval_seconds", float, 30.0, "hub")
+    if interval < 0:
+        raise ConfigError("hub.directives_interval_seconds must be >= 0 (0 turns polling off)")
+    return HubConfig(
+        url=url.rstrip("/"),
+        credential_file=cred_path,
+        credential=env.get("SITE_AGENT_HUB_CREDENTIAL", ""),
+        governance_keys=tuple(keys),
+        directives_interval_seconds=interval,
+        max_backoff_seconds=_get(h, "max_backoff_seconds", float, 600.0, "hub"),
+        timeout_seconds=_get(h, "timeout_seconds", float, 10.0, "hub"),
+    )
+
+
 def parse_config(
-    data: Mapping[str, Any], *, base_env: Mapping[str, str] | None = None
+    data: Mapping[str, Any],
+    *,
+    base_env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
 ) -> AgentConfig:
     env = os.environ if base_env is None else base_env
     site = data.get("site", {})
@@ -321,6 +393,7 @@ def parse_config(
         mllp=mllp,
         fhir=fhir,
         kafka=kafka,
+        hub=_hub(data.get("hub", {}), env, base_dir),
     )
 
 
@@ -342,4 +415,4 @@ def load_config(path: Path | str, *, env: Mapping[str, str] | None = None) -> Ag
         raise ConfigError(f"config file not found: {p}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: {exc}") from exc
-    return parse_config(data, base_env=env)
+    return parse_config(data, base_env=env, base_dir=p.parent)

@@ -34,7 +34,15 @@ from typing import Any
 
 from site_agent.twin.model import Bed, Conflict, Patient, Twin, Unit
 
-__all__ = ["SCHEMA_VERSION", "OutboxRow", "Store", "checkpoint", "load_twin", "open_readonly"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "OutboxRow",
+    "Store",
+    "checkpoint",
+    "current_diversion",
+    "load_twin",
+    "open_readonly",
+]
 
 log = logging.getLogger("site_agent.store")
 
@@ -143,6 +151,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     published_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
+-- Directives from the hub (site_agent/directives.py), one row per hub directive id: what the
+-- agent did with it. "done" rows are never applied again (a directive seen twice, e.g. when
+-- the ack was lost, is only acknowledged again). Erasure rows keep no surrogate.
+CREATE TABLE IF NOT EXISTS directives (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    payload TEXT NOT NULL,
+    handled_at TEXT NOT NULL
+);
 """
 
 
@@ -422,6 +441,33 @@ class Store:
             (base_url, resource, last_updated),
         )
 
+    # --- directives from the hub --------------------------------------------------------------
+
+    def directive_outcome(self, directive_id: int) -> str | None:
+        row = self.conn.execute(
+            "SELECT outcome FROM directives WHERE id = ?", (directive_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_directive(
+        self,
+        directive_id: int,
+        *,
+        kind: str,
+        outcome: str,
+        payload: dict[str, Any],
+        at: str,
+        detail: str = "",
+    ) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO directives (id, kind, outcome, detail, payload, handled_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (directive_id, kind, outcome, detail, json.dumps(payload, sort_keys=True), at),
+        )
+
+    def current_diversion(self) -> dict[str, Any] | None:
+        return current_diversion(self.conn)
+
     # --- outbox ------------------------------------------------------------------------------
 
     def add_outbox(self, rows: Sequence[tuple[str, str, str, bytes, bytes, str, int]]) -> None:
@@ -517,6 +563,22 @@ def load_twin(c: sqlite3.Connection, twin: Twin) -> bool:
         twin.patients[p.mrn] = p
     twin.relink()
     return True
+
+
+def current_diversion(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """The region's latest diversion directive for this site (payload plus the hub's
+    directive id and when the agent received it), or None if it never had one."""
+    try:
+        row = conn.execute(
+            "SELECT id, payload, handled_at FROM directives WHERE kind = 'diversion' "
+            "AND outcome = 'done' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    except sqlite3.OperationalError:  # a database from before directives (read-only here)
+        return None
+    if row is None:
+        return None
+    out: dict[str, Any] = json.loads(row[1])
+    return {**out, "directive_id": int(row[0]), "received_at": str(row[2])}
 
 
 def checkpoint(path: Path) -> None:

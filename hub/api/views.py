@@ -13,7 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ParseError, PermissionDenied
+from rest_framework.exceptions import NotFound, ParseError, PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser
@@ -172,9 +172,12 @@ class DirectiveViewSet(
     viewsets.GenericViewSet[Directive],
 ):
     """Directives to sites: diversion decisions (``payload.ems_traffic`` Normal, Advisory or
-    Closed, with a ``reason``), surge levels, notices."""
+    Closed, with a ``reason``), surge levels, notices.
 
-    queryset = Directive.objects.select_related("hospital")
+    Erasure directives are governance's (signed, naming a surrogate until the site confirms):
+    they are neither listed nor issued here, only fetched by the site's own agent."""
+
+    queryset = Directive.objects.select_related("hospital").exclude(kind=Directive.Kind.ERASURE)
     serializer_class = s.DirectiveSerializer
     governance_action = "coordinate"
 
@@ -183,6 +186,8 @@ class DirectiveViewSet(
         data = s.DirectiveInput(data=request.data)
         data.is_valid(raise_exception=True)
         hospital = data.validated_data["hospital"]
+        if data.validated_data["kind"] == Directive.Kind.ERASURE:
+            raise ValidationError({"kind": "erasure directives come from governance only"})
         if not restrict(Hospital.objects.filter(pk=hospital.pk), request.user, "coordinate"):
             raise PermissionDenied("not your hospital")
         directive = registry.directive_issue(

@@ -10,3 +10,9 @@ class RegistryConfig(AppConfig):
     name = "hub.registry"
     label = "registry"
     verbose_name = "Hospital registry"
+
+    def ready(self) -> None:
+        from hub.registry import governance_bridge
+
+        # Governance's erasure directives become site directives the agent fetches.
+        governance_bridge.connect_signals()

@@ -44,3 +44,75 @@ def current_policy(*, hospital_id: int) -> dict[str, Any] | None:
         "signed": bytes(policy.signed or b""),
         "document": policy.document,
     }
+
+
+def mirror_erasure_directive(*, hospital_id: int, directive: dict[str, Any], **_: Any) -> Any:
+    """Governance executed an erasure: queue its signed directive for the site's agent, which
+    fetches it through the site API (``GET /api/v1/site/directives/``), verifies governance's
+    signature, crypto-shreds and confirms. A resent directive that is still pending is not
+    queued twice."""
+    from hub.registry.models import Directive, Hospital
+
+    pending = Directive.objects.filter(
+        hospital_id=hospital_id,
+        kind=Directive.Kind.ERASURE,
+        acknowledged_at__isnull=True,
+        payload__directive_id=directive.get("directive_id"),
+    ).first()
+    if pending is not None:
+        return pending
+    from hub.registry.services import directive_issue
+
+    return directive_issue(
+        hospital=Hospital.objects.get(pk=hospital_id),
+        kind=Directive.Kind.ERASURE,
+        payload=dict(directive),
+        issued_by=None,
+    )
+
+
+def _on_erasure_directive(sender: Any, **kwargs: Any) -> None:
+    mirror_erasure_directive(hospital_id=kwargs["hospital_id"], directive=kwargs["directive"])
+
+
+def scrub_erasure_directives(*, hospital_id: int, erasure_id: str, surrogate_digest: str) -> int:
+    """The erasure is confirmed: the queued directive keeps the surrogate's digest instead of
+    the surrogate (the hub holds nothing that names the patient afterwards) and, if the site
+    confirmed without acknowledging it, it counts as acknowledged."""
+    from django.utils import timezone
+
+    from hub.registry.models import Directive
+
+    rows = Directive.objects.select_for_update().filter(
+        hospital_id=hospital_id, kind=Directive.Kind.ERASURE, payload__erasure_id=erasure_id
+    )
+    count = 0
+    for row in rows:
+        payload = {k: v for k, v in row.payload.items() if k not in ("surrogate_id", "signature")}
+        row.payload = {**payload, "surrogate_digest": surrogate_digest, "confirmed": True}
+        row.acknowledged_at = row.acknowledged_at or timezone.now()
+        row.save(update_fields=["payload", "acknowledged_at"])
+        count += 1
+    return count
+
+
+def _on_erasure_confirmed(sender: Any, **kwargs: Any) -> None:
+    scrub_erasure_directives(
+        hospital_id=kwargs["hospital_id"],
+        erasure_id=str(kwargs["erasure"].pk),
+        surrogate_digest=kwargs["surrogate_digest"],
+    )
+
+
+def connect_signals() -> None:
+    """Listen to governance's signals (called once from the registry app's ``ready``)."""
+    try:
+        from governance import signals
+    except ImportError:
+        return
+    issued = getattr(signals, "erasure_directive_issued", None)
+    if issued is not None:
+        issued.connect(_on_erasure_directive, dispatch_uid="registry.mirror_erasure_directive")
+    confirmed = getattr(signals, "erasure_confirmed", None)
+    if confirmed is not None:
+        confirmed.connect(_on_erasure_confirmed, dispatch_uid="registry.scrub_erasure_directive")

@@ -269,3 +269,22 @@ def test_registry_writes_are_for_operators(client_for: Client) -> None:
     assert issued.json()["enrolment_token"]
     assert issued.json()["agent"]["status"] == "pending"
     services.agent_enrolment_issue  # noqa: B018 - the service the view called
+
+
+def test_erasure_directives_are_neither_listed_nor_issued_by_operators(
+    client_for: Client,
+) -> None:
+    hospital, _, _ = enrolled_site()
+    services.directive_issue(
+        hospital=hospital, kind="erasure", payload={"surrogate_id": "sg-secret"}, issued_by=None
+    )
+    operator = client_for(Role.REGIONAL_OPERATOR)
+    listed = operator.get("/api/v1/directives/")
+    assert listed.status_code == 200
+    assert "sg-secret" not in listed.content.decode()
+    made = operator.post(
+        "/api/v1/directives/",
+        {"hospital": hospital.site_code, "kind": "erasure", "payload": {"surrogate_id": "x"}},
+        format="json",
+    )
+    assert made.status_code == 400
