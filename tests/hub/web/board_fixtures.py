@@ -22,7 +22,10 @@ from hub.registry.models import Hospital, Unit
 from hub.registry.seeding import DEFAULT_COUNTIES, region_seed
 
 # (adult inpatient beds, adult ICU beds), biggest first: sizes like the region's hospitals.
-_SIZES = ((640, 52), (480, 36), (350, 24), (260, 18), (190, 12), (150, 10), (110, 8), (90, 6))
+_SIZES = (
+    *((640, 52), (560, 44), (480, 36), (420, 30), (350, 24), (300, 20), (260, 18), (220, 16)),
+    *((190, 12), (170, 12), (150, 10), (130, 10), (110, 8), (100, 8), (90, 6), (80, 6)),
+)
 _WEEK = "2024-04-26"
 
 
