@@ -201,7 +201,7 @@ class HubClient:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310  # nosec B310
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             text = exc.read()[:500].decode("utf-8", "replace")

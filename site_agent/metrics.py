@@ -49,5 +49,5 @@ class Metrics:
             "site_agent_records_published", "Records delivered to Kafka", registry=r
         )
 
-    def serve(self, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104  # nosec B104 - in-cluster
+    def serve(self, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 (in-cluster)  # nosec B104
         start_http_server(port, addr=host, registry=self.registry)

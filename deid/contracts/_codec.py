@@ -371,7 +371,7 @@ def _compile_decoder(cls: type[Any]) -> Callable[[Any, str], dict[str, Any]]:
             env[f"dec_{n}"] = spec.decode
             lines.append(f"{b}kw[{name!r}] = dec_{n}(v, prefix + {name!r})")
     lines.append("    return kw")
-    exec("\n".join(lines), env)  # noqa: S102  # nosec B102 - source built from type hints only
+    exec("\n".join(lines), env)  # noqa: S102 (generated from type hints)  # nosec B102
     decoder: Callable[[Any, str], dict[str, Any]] = env["decode"]
     return decoder
 

@@ -52,5 +52,5 @@ def serve_metrics(port: int, registry: CollectorRegistry | None = None) -> None:
     """Serve ``registry`` (default: :func:`exposition_registry`) at ``/metrics`` on ``port``,
     in a daemon thread. Every interface: Prometheus scrapes the pod's address, and the
     chart's NetworkPolicy admits only Prometheus to this port."""
-    host = os.environ.get("METRICS_HOST", "0.0.0.0")  # noqa: S104  # nosec B104 - see docstring
+    host = os.environ.get("METRICS_HOST", "0.0.0.0")  # noqa: S104  # nosec B104
     start_http_server(port, addr=host, registry=registry or exposition_registry())
