@@ -53,6 +53,8 @@ HASHED_FIELDS = (
     "row_count",
     "detail",
 )
+# What the audit log shows and exports: the hashed fields and the chain link itself.
+EVENT_FIELDS = (*HASHED_FIELDS, "chain_seq", "chain_hash")
 
 
 def _plain(value: Any) -> Any:

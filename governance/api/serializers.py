@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from governance import chain
 from governance.models import (
     AuditEvent,
     ErasureRequest,
@@ -18,26 +19,7 @@ from governance.models import (
 class AuditEventOut(serializers.ModelSerializer[AuditEvent]):
     class Meta:
         model = AuditEvent
-        fields = [  # noqa: RUF012 (DRF reads a plain list)
-            "id",
-            "occurred_at",
-            "actor_id",
-            "actor_label",
-            "roles",
-            "action",
-            "target",
-            "method",
-            "path",
-            "status_code",
-            "source_ip",
-            "request_id",
-            "hospital_ids",
-            "object_ids",
-            "row_count",
-            "detail",
-            "chain_seq",
-            "chain_hash",
-        ]
+        fields = list(chain.EVENT_FIELDS)  # noqa: RUF012 (DRF reads a plain list)
         read_only_fields = fields
 
 

@@ -40,26 +40,7 @@ from governance.web import forms
 from governance.web import selectors as screens
 
 AUDIT_PAGE_SIZE = 50
-EXPORT_FIELDS = (
-    "id",
-    "occurred_at",
-    "actor_id",
-    "actor_label",
-    "roles",
-    "action",
-    "target",
-    "method",
-    "path",
-    "status_code",
-    "source_ip",
-    "request_id",
-    "hospital_ids",
-    "object_ids",
-    "row_count",
-    "detail",
-    "chain_seq",
-    "chain_hash",
-)
+EXPORT_FIELDS = chain.EVENT_FIELDS
 
 
 class GovernedScreen(GovernedViewMixin, View):
