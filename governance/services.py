@@ -39,6 +39,26 @@ class Conflict(ServiceError):
     """The object is not in a state that allows this change."""
 
 
+def _audit(
+    actor: Any,
+    action: str,
+    obj: SharingPolicy | ErasureRequest,
+    *,
+    request: Any,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One audit event about a policy or an erasure request, naming its hospital and id."""
+    audit.record(
+        actor=actor,
+        action=action,
+        target=obj,
+        hospital_ids=[obj.hospital_id],
+        object_ids=[obj.pk],
+        request=request,
+        detail=detail,
+    )
+
+
 def _now(now: datetime | None) -> datetime:
     return now or timezone.now()
 
@@ -118,15 +138,7 @@ def policy_create_draft(
             )
     except IntegrityError:
         raise Conflict("another draft was created at the same time; try again") from None
-    audit.record(
-        actor=actor,
-        action="policy.draft",
-        target=policy,
-        hospital_ids=[hospital_id],
-        object_ids=[policy.pk],
-        request=request,
-        detail={"version": version},
-    )
+    _audit(actor, "policy.draft", policy, request=request, detail={"version": version})
     return policy
 
 
@@ -155,14 +167,7 @@ def policy_update_draft(
     if effective_at is not None:
         policy.effective_at = effective_at
     policy.save(update_fields=["document", "note", "effective_at"])
-    audit.record(
-        actor=actor,
-        action="policy.edit",
-        target=policy,
-        hospital_ids=[policy.hospital_id],
-        object_ids=[policy.pk],
-        request=request,
-    )
+    _audit(actor, "policy.edit", policy, request=request)
     return policy
 
 
@@ -177,14 +182,7 @@ def policy_submit(
     policy.status = PolicyStatus.REVIEW
     policy.submitted_at = _now(now)
     policy.save(update_fields=["status", "submitted_at"])
-    audit.record(
-        actor=actor,
-        action="policy.submit",
-        target=policy,
-        hospital_ids=[policy.hospital_id],
-        object_ids=[policy.pk],
-        request=request,
-    )
+    _audit(actor, "policy.submit", policy, request=request)
     return policy
 
 
@@ -228,12 +226,10 @@ def policy_decide(
         policy.status = PolicyStatus.APPROVED
         policy.approved_at = _now(now)
     policy.save(update_fields=["status", "approved_at"])
-    audit.record(
-        actor=actor,
-        action="policy.approve" if approve else "policy.reject",
-        target=policy,
-        hospital_ids=[policy.hospital_id],
-        object_ids=[policy.pk],
+    _audit(
+        actor,
+        "policy.approve" if approve else "policy.reject",
+        policy,
         request=request,
         detail={"approvals": approvals, "quorum": quorum, "status": policy.status},
     )
@@ -263,12 +259,10 @@ def policy_publish(
     policy.effective_at = when
     if when > moment:
         policy.save(update_fields=["effective_at"])
-        audit.record(
-            actor=actor,
-            action="policy.schedule",
-            target=policy,
-            hospital_ids=[policy.hospital_id],
-            object_ids=[policy.pk],
+        _audit(
+            actor,
+            "policy.schedule",
+            policy,
             request=request,
             detail={"effective_at": when.isoformat()},
         )
@@ -289,12 +283,10 @@ def policy_publish(
     policy.signed = json.dumps(signed, sort_keys=True, separators=(",", ":")).encode()
     policy.key_id = signed["signature"]["key_id"]
     policy.save(update_fields=["status", "published_at", "signed", "key_id", "effective_at"])
-    audit.record(
-        actor=actor,
-        action="policy.publish",
-        target=policy,
-        hospital_ids=[policy.hospital_id],
-        object_ids=[policy.pk],
+    _audit(
+        actor,
+        "policy.publish",
+        policy,
         request=request,
         detail={"version": policy.version, "key_id": policy.key_id},
     )
@@ -382,15 +374,7 @@ def erasure_request_create(
     )
     erasure.save(force_insert=True)
     # Never the surrogate itself in the audit log: the erasure id names the request.
-    audit.record(
-        actor=actor,
-        action="erasure.receive",
-        target=erasure,
-        hospital_ids=[hospital_id],
-        object_ids=[erasure.pk],
-        request=request,
-        detail={"origin": origin},
-    )
+    _audit(actor, "erasure.receive", erasure, request=request, detail={"origin": origin})
     return erasure
 
 
@@ -409,14 +393,7 @@ def erasure_request_approve(
     erasure.approved_at = _now(now)
     erasure.approved_by_label = actor.get_username()
     erasure.save(update_fields=["status", "approved_at", "approved_by_label"])
-    audit.record(
-        actor=actor,
-        action="erasure.approve",
-        target=erasure,
-        hospital_ids=[erasure.hospital_id],
-        object_ids=[erasure.pk],
-        request=request,
-    )
+    _audit(actor, "erasure.approve", erasure, request=request)
     return erasure
 
 
@@ -435,15 +412,7 @@ def erasure_request_reject(
     erasure.status = ErasureStatus.REJECTED
     erasure.closed_at = _now(now)
     erasure.save(update_fields=["status", "closed_at"])
-    audit.record(
-        actor=actor,
-        action="erasure.reject",
-        target=erasure,
-        hospital_ids=[erasure.hospital_id],
-        object_ids=[erasure.pk],
-        request=request,
-        detail={"reason": reason[:500]},
-    )
+    _audit(actor, "erasure.reject", erasure, request=request, detail={"reason": reason[:500]})
     return erasure
 
 
@@ -548,12 +517,10 @@ def erasure_request_confirm(
     erasure.closed_at = moment
     erasure.site_evidence = stored
     erasure.save(update_fields=["status", "confirmed_at", "closed_at", "site_evidence"])
-    audit.record(
-        actor=actor,
-        action="erasure.confirm",
-        target=erasure,
-        hospital_ids=[erasure.hospital_id],
-        object_ids=[erasure.pk],
+    _audit(
+        actor,
+        "erasure.confirm",
+        erasure,
         request=request,
         detail={"evidence_sha256": str(evidence.get("evidence_sha256", ""))[:64]},
     )
