@@ -157,6 +157,13 @@ class PolicyObjectMixin:
             raise Http404("no such policy")
         return policy
 
+    def not_a_draft(self, policy: SharingPolicy) -> HttpResponse | None:
+        """The editors open drafts only: anything else goes back to the policy with a word."""
+        if policy.status == PolicyStatus.DRAFT:
+            return None
+        messages.error(self.request, f"Only drafts can be edited; this version is {policy.status}.")
+        return redirect("govweb:policy-detail", pk=policy.pk)
+
 
 def _records_summary(document: dict[str, Any]) -> list[dict[str, Any]]:
     """The document's sharing rules as rows (record kind, audience, fields, detail)."""
@@ -263,10 +270,8 @@ class PolicyEditView(PolicyObjectMixin, GovernedScreen):
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         policy = self.get_policy(pk, "manage_policy")
-        if policy.status != PolicyStatus.DRAFT:
-            messages.error(request, f"Only drafts can be edited; this version is {policy.status}.")
-            return redirect("govweb:policy-detail", pk=policy.pk)
-        return self._page(request, policy, forms.PolicyEditForm.for_policy(policy))
+        refused = self.not_a_draft(policy)
+        return refused or self._page(request, policy, forms.PolicyEditForm.for_policy(policy))
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         policy = self.get_policy(pk, "manage_policy")
@@ -310,10 +315,8 @@ class PolicyRulesView(PolicyObjectMixin, GovernedScreen):
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         policy = self.get_policy(pk, "manage_policy")
-        if policy.status != PolicyStatus.DRAFT:
-            messages.error(request, f"Only drafts can be edited; this version is {policy.status}.")
-            return redirect("govweb:policy-detail", pk=policy.pk)
-        return self._page(request, policy, forms.PolicyRulesForm(policy=policy))
+        refused = self.not_a_draft(policy)
+        return refused or self._page(request, policy, forms.PolicyRulesForm(policy=policy))
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         policy = self.get_policy(pk, "manage_policy")

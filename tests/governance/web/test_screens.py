@@ -383,3 +383,16 @@ def test_a_valid_json_document_is_saved(
     policy.refresh_from_db()
     assert policy.document["records"]["flow"]["peer_hospitals"]["k"] == 11
     assert policy.note == "k up"
+
+
+@pytest.mark.parametrize("editor", ["govweb:policy-edit", "govweb:policy-rules"])
+def test_only_a_draft_opens_in_the_editors(
+    client: Client, make_user: UserFactory, region: Region, editor: str
+) -> None:
+    board = make_user(Role.GOVERNANCE_BOARD)
+    policy = services.policy_create_draft(actor=board, hospital_id=region.a.pk)
+    services.policy_submit(actor=board, policy=policy)
+    signed_in(client, board)
+    response = client.get(reverse(editor, args=[policy.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("govweb:policy-detail", args=[policy.pk])
+    assert "Only drafts can be edited; this version is review." in response.content.decode()
