@@ -33,9 +33,7 @@ def demo_admin_ensure(*, username: str, password_file: Path) -> AdminAccount:
         return AdminAccount(username, None, password_file)
     password = secrets.token_urlsafe(18)
     user_model.objects.create_superuser(username=username, email="", password=password)
-    password_file.parent.mkdir(parents=True, exist_ok=True)
-    password_file.touch(mode=0o600)
-    password_file.write_text(password + "\n", encoding="utf-8")
+    _write_passwords(password_file, password + "\n")
     return AdminAccount(username, password, password_file)
 
 
