@@ -462,17 +462,19 @@ def _send_directive(erasure: ErasureRequest, surrogate: str) -> None:
         ),
         keys.signing_key(),
     )
-    control.publish(
-        site_code=erasure.site_code,
-        value=control.encode(directive),
-        headers={"type": control.ERASURE_TYPE},
-    )
+    # Queued for the site API first: a site whose agent polls the hub gets the directive even
+    # while Kafka is unreachable (the publish below then raises, and a resend retries it).
     signals.erasure_directive_issued.send(
         sender=ErasureRequest,
         erasure=erasure,
         hospital_id=erasure.hospital_id,
         site_code=erasure.site_code,
         directive=directive,
+    )
+    control.publish(
+        site_code=erasure.site_code,
+        value=control.encode(directive),
+        headers={"type": control.ERASURE_TYPE},
     )
 
 

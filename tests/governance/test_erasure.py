@@ -105,6 +105,35 @@ def test_received_approved_executed_closed(
 
 
 @pytest.mark.django_db
+def test_a_directive_is_queued_for_the_site_api_even_when_kafka_is_unreachable(
+    region: Region,
+    make_user: UserFactory,
+    counting_eraser: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from hub.registry.models import Directive
+
+    def unreachable(**_: Any) -> None:
+        raise control.PublishError("broker down")
+
+    monkeypatch.setattr(control, "publish", unreachable)
+    board = make_user(Role.GOVERNANCE_BOARD)
+    erasure = services.erasure_request_create(
+        actor=None, hospital_id=region.a.pk, surrogate_id="sg-offline-1", origin="board"
+    )
+    erasure = services.erasure_request_approve(actor=board, erasure=erasure)
+    erasure = services.erasure_request_execute(actor=board, erasure=erasure)
+    with pytest.raises(control.PublishError):
+        services.erasure_directive_resend(erasure=erasure)
+    queued = Directive.objects.get(hospital_id=region.a.pk, kind=Directive.Kind.ERASURE)
+    assert queued.payload["directive_id"] == str(erasure.directive_id)
+    assert queued.acknowledged_at is None
+    with pytest.raises(control.PublishError):  # a second attempt does not queue it twice
+        services.erasure_directive_resend(erasure=erasure)
+    assert Directive.objects.filter(hospital_id=region.a.pk).count() == 1
+
+
+@pytest.mark.django_db
 def test_deadlines_alert_before_they_pass_and_once_a_day(
     region: Region, make_user: UserFactory, caplog: pytest.LogCaptureFixture
 ):
