@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import statistics
@@ -52,8 +51,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import hubrun  # noqa: E402
-from site_agent.hl7.mllp import END_BLOCK, START_BLOCK  # noqa: E402
+from bench import hubrun
+from site_agent.hl7.mllp import END_BLOCK, START_BLOCK
 
 PORTS = (18600, 18699)
 
@@ -332,8 +331,8 @@ def main() -> int:
                 cmd += ["--window-seconds", str(args.window_seconds)]
             hubrun.start(f"deid-{spec.code}", cmd, logs, deid_env)
             senders.append(Site(spec, port, offset=n / max(1, args.hospitals)))
-        for s in senders:
-            hubrun.wait_tcp(s.port)
+        for sender in senders:
+            hubrun.wait_tcp(sender.port)
         print(f"{'started':<24} in {time.monotonic() - t_setup:5.1f} s")
 
         url = f"http://127.0.0.1:{web_port}/api/v1/live/"
@@ -352,6 +351,7 @@ def main() -> int:
     finally:
         hubrun.stop_all()
         hubrun.kafka_cleanup(bootstrap, topics, groups)
+        hubrun.region_retire(specs)
         if not args.keep_logs:
             import shutil
 

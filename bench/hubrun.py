@@ -10,6 +10,7 @@ agents, and never touch anything else.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import socket
@@ -84,21 +85,15 @@ def stop_all(timeout: float = 30.0) -> None:
     """SIGTERM every child's process group, wait, then SIGKILL what is left."""
     live = [p for p in _children if p.poll() is None]
     for p in live:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     end = time.monotonic() + timeout
     for p in live:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(max(0.1, end - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
     for p in _children:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(p.pid, signal.SIGKILL)  # the group: relay children included
-        except (ProcessLookupError, PermissionError):
-            pass
         if p.poll() is None:
             p.wait(5)
     _children.clear()
@@ -225,6 +220,7 @@ def region_seed(region_code: str, sites: list[SiteSpec]) -> None:
             state="NY",
             latitude=41.0 + n * 0.01,
             longitude=-74.0 - n * 0.01,
+            active=True,
         )
         for unit in site.units:
             services.unit_upsert(
@@ -235,6 +231,14 @@ def region_seed(region_code: str, sites: list[SiteSpec]) -> None:
                 licensed_beds=unit.beds,
                 staffed_beds=unit.beds,
             )
+
+
+def region_retire(sites: list[SiteSpec]) -> None:
+    """Deactivate the bench's hospitals, so they do not weigh on other runs' live reads
+    (their history stays; the next run of the same bench activates them again)."""
+    from hub.registry.models import Hospital
+
+    Hospital.objects.filter(site_code__in=[s.code for s in sites]).update(active=False)
 
 
 def site_credential(site_code: str, name: str, public_key: str) -> str:
@@ -278,18 +282,16 @@ def kafka_cleanup(bootstrap: str, topics: list[str], groups: list[str]) -> None:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
             try:
                 future.result(30)
-            except Exception as exc:  # noqa: BLE001 - best effort, said so
+            except Exception as exc:  # best effort, and said so
                 print(f"  (topic not deleted: {exc})")
     if groups:
         for future in admin.delete_consumer_groups(groups, request_timeout=30).values():
-            try:
+            with contextlib.suppress(Exception):  # a group that never existed
                 future.result(30)
-            except Exception:  # noqa: BLE001, S110 - a group that never existed
-                pass
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return float("nan")
-    k = max(0, min(len(sorted_values) - 1, int(round(p / 100 * len(sorted_values) + 0.5)) - 1))
+    k = max(0, min(len(sorted_values) - 1, round(p / 100 * len(sorted_values) + 0.5) - 1))
     return sorted_values[k]
