@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from hub.api import serializers as s
 from hub.api.live_output import hospital_live_data, region_live_data
@@ -17,7 +18,8 @@ from tests.hub.support import enrolled_site, heartbeat, seal
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
-def test_region_and_hospital_data_equal_the_serializers() -> None:
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_region_and_hospital_data_equal_the_serializers(zone: str) -> None:
     fresh, key, _ = enrolled_site()
     report_all_units(
         fresh.site_code,
@@ -36,6 +38,7 @@ def test_region_and_hospital_data_equal_the_serializers() -> None:
     region = selectors.live_region(hospitals=Hospital.objects.all(), units=Unit.objects.all())
     assert len(region.hospitals) == 3
     assert {h.status for h in region.hospitals} == {"ok", "stale", "no_data"}
-    assert region_live_data(region) == s.RegionLiveOutput(region).data
-    for hospital in region.hospitals:
-        assert hospital_live_data(hospital) == s.HospitalLiveOutput(hospital).data
+    with timezone.override(zone):  # the time zone DRF renders datetimes in
+        assert region_live_data(region) == s.RegionLiveOutput(region).data
+        for hospital in region.hospitals:
+            assert hospital_live_data(hospital) == s.HospitalLiveOutput(hospital).data
