@@ -15,8 +15,9 @@ one-minute census snapshots for every unit signed and ingested through the real 
 (``hub.demo.history``), an enrolled site agent per hospital (its bearer credential), and a
 regional operator with a session.
 
-The mix (shares of requests): operations center 60 % — hospital list 10 %, one hospital's
-live state 30 %, the region's live state 10 %, one hour of a hospital's census history 10 %;
+The mix (shares of requests): operations center 60 % — the region's hospital list
+(``?region=``) 10 %, one hospital's live state 30 %, the region's live state 10 %, one hour
+of a hospital's census history 10 %;
 site agents 40 % — heartbeat 20 %, current policy 10 %, directives poll 10 %. The fallback
 batch push is left out: it carries signed DE-ID envelopes and is only used while Kafka is
 unreachable.
@@ -91,6 +92,7 @@ def seed(args: argparse.Namespace) -> dict[str, object]:
     return {
         "session": hubrun.ops_session(f"{args.tag}-ops"),
         "sites": codes,
+        "region": f"{args.tag}-region",
         "credentials": credentials,
         "history_start": (now - timedelta(hours=args.hours)).timestamp(),
         "history_hours": max(1, int(args.hours) - 1),

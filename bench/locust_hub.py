@@ -48,7 +48,12 @@ else:
 
         @task(1)
         def hospital_list(self) -> None:
-            self.client.get("/api/v1/hospitals/", headers=self.headers, name="hospitals")
+            self.client.get(
+                "/api/v1/hospitals/",
+                params={"region": FIXTURE["region"]},
+                headers=self.headers,
+                name="hospitals",
+            )
 
         @task(3)
         def live_hospital(self) -> None:
