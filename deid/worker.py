@@ -384,10 +384,16 @@ class DeidWorker:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
-            timeout = 0.5 if deadline is None else max(0.0, min(0.5, deadline - now))
-            batch = self.consumer.consume(
-                num_messages=min(max_records - len(window), 10_000), timeout=timeout
-            )
+            if deadline is None:
+                # Idle: poll() returns at the first record, where consume() would sit out its
+                # whole timeout (librdkafka fills the batch or waits): the window starts at once.
+                first = self.consumer.poll(0.5)
+                batch = [first] if first is not None else []
+            else:
+                timeout = max(0.0, min(0.5, deadline - now))
+                batch = self.consumer.consume(
+                    num_messages=min(max_records - len(window), 10_000), timeout=timeout
+                )
             if self._pending_revoked:
                 window = []
                 self._pending_revoked = False

@@ -27,6 +27,7 @@ from governance.api.governed import GovernedViewSetMixin
 from hub.api import serializers as s
 from hub.api.authentication import SiteAgentAuthentication
 from hub.api.governed import MANAGE_REGISTRY, SITE_ENROL
+from hub.api.live_output import hospital_live_data, region_live_data
 from hub.census import selectors as census
 from hub.census.deadletters import dead_letter_rejections
 from hub.census.ingest import IngestBatch, envelope_into_batch, shared_directory
@@ -247,7 +248,7 @@ class LiveRegionView(_LiveBase):
         hospitals, units = self.scoped()
         region = census.live_region(hospitals=hospitals, units=units, audience=self.audience())
         self.note(region.hospitals)
-        return Response(s.RegionLiveOutput(region).data)
+        return Response(region_live_data(region))
 
 
 class LiveHospitalView(_LiveBase):
@@ -265,7 +266,7 @@ class LiveHospitalView(_LiveBase):
         if not found:
             raise NotFound("no such hospital, or not visible to you")
         self.note(found)
-        return Response(s.HospitalLiveOutput(found[0]).data)
+        return Response(hospital_live_data(found[0]))
 
 
 class LiveSummaryView(_LiveBase):
