@@ -128,6 +128,22 @@ def _no_text() -> str:
     return ""
 
 
+class _Once:
+    """A deferred builder that builds once: the explanation of a recommendation is read by
+    its alert, by the service that stores it and by the API, and is the same each time."""
+
+    __slots__ = ("_build", "_value")
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._value: Any = _Once
+
+    def __call__(self) -> Any:
+        if self._value is _Once:
+            self._value = self._build()
+        return self._value
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
     ambulance_class: AmbulanceClass
@@ -363,9 +379,13 @@ class _Ctx(NamedTuple):
     masks: list[int]
     mask_cache: dict[Capabilities, int]
     cfg: DiversionConfig
+    rows: dict[int, Pressure]  # pressure_of, once per hospital (its text and its figures)
 
     def pressure_of(self, i: int) -> Pressure:
-        return _pressure_row(self.arrays, self.scores, self.weights, self.p, i)
+        row = self.rows.get(i)
+        if row is None:
+            row = self.rows[i] = _pressure_row(self.arrays, self.scores, self.weights, self.p, i)
+        return row
 
     def class_mask(self, j: int) -> int:
         """The ambulance classes hospital j may take, as bits (``rules.can_take``), computed
@@ -461,6 +481,7 @@ def evaluate_diversion(
         [-1] * len(states),
         {},
         cfg,
+        {},
     )
     if load_balance:
         return _load_balance(ctx, near, priors, statuses, now, cfg, common)
@@ -699,7 +720,7 @@ def _load_balance(
                 destination=a.codes[j],
                 travel_minutes=minutes,
                 share=w / total,
-                text=partial(_lb_part, states[j], minutes, w / total, cfg),
+                text=_Once(partial(_lb_part, states[j], minutes, w / total, cfg)),
             )
             for (minutes, j), w in zip(group, weights, strict=True)
         )
@@ -714,8 +735,8 @@ def _load_balance(
                 kept=(),
                 no_forecast=not a.forecast_usable[i],
                 expires_at=expires,
-                text=partial(_lb_text, region_note, i, routes, ctx, cfg),
-                numbers=partial(_numbers, i, True, routes, ctx),
+                text=_Once(partial(_lb_text, region_note, i, routes, ctx, cfg)),
+                numbers=_Once(partial(_numbers, i, True, routes, ctx)),
             )
         )
     return RegionDiversion(
@@ -811,8 +832,13 @@ def _recommendation(
             destination=r.destination,
             travel_minutes=r.travel_minutes,
             alternates=r.alternates,
-            text=partial(
-                describe_destination, ctx.states[ctx.where[r.destination]], r.travel_minutes, cfg
+            text=_Once(
+                partial(
+                    describe_destination,
+                    ctx.states[ctx.where[r.destination]],
+                    r.travel_minutes,
+                    cfg,
+                )
             ),
         )
         for r in routes
@@ -827,8 +853,8 @@ def _recommendation(
         kept=tuple(kept),
         no_forecast=not (fresh and ctx.arrays.forecast_usable[i]),
         expires_at=n.expires_at,
-        text=partial(_text, s, n, i, fresh, final, tuple(kept), ctx, now, cfg),
-        numbers=partial(_numbers, i, fresh, final, ctx),
+        text=_Once(partial(_text, s, n, i, fresh, final, tuple(kept), ctx, now, cfg)),
+        numbers=_Once(partial(_numbers, i, fresh, final, ctx)),
     )
 
 
