@@ -144,14 +144,16 @@ class _Once:
         return self._value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Route:
+class Route(NamedTuple):
+    """One class of H's ambulances and where to send them (a named tuple: a load-balancing
+    national region makes some 30,000 a minute)."""
+
     ambulance_class: AmbulanceClass
     destination: str
     travel_minutes: float
     share: float = 1.0  # load-balancing: the share of H's ambulances for this destination
     alternates: tuple[str, ...] = ()
-    text: Callable[[], str] = field(default=_no_text, repr=False, compare=False)
+    text: Callable[[], str] = _no_text
 
     @property
     def explanation(self) -> str:
@@ -380,12 +382,25 @@ class _Ctx(NamedTuple):
     mask_cache: dict[Capabilities, int]
     cfg: DiversionConfig
     rows: dict[int, Pressure]  # pressure_of, once per hospital (its text and its figures)
+    rounded: list[list[list[float]]]  # figures and scores to 4 places, every row, once
 
     def pressure_of(self, i: int) -> Pressure:
         row = self.rows.get(i)
         if row is None:
             row = self.rows[i] = _pressure_row(self.arrays, self.scores, self.weights, self.p, i)
         return row
+
+    def components(self, i: int) -> dict[str, dict[str, float]]:
+        """The figures behind hospital i's pressure, as stored with its recommendation: value
+        and score to 4 places (rounded for the whole region at once, on first use)."""
+        if not self.rounded:
+            self.rounded.append(np.round(self.arrays.pressure_figures, 4).tolist())
+            self.rounded.append(np.round(self.scores, 4).tolist())
+        values, scores = self.rounded[0][i], self.rounded[1][i]
+        return {
+            c.name: {"value": values[j], "score": scores[j], "weight": c.weight}
+            for j, c in _present(self.pressure_of(i).components)
+        }
 
     def class_mask(self, j: int) -> int:
         """The ambulance classes hospital j may take, as bits (``rules.can_take``), computed
@@ -482,6 +497,7 @@ def evaluate_diversion(
         {},
         cfg,
         {},
+        [],
     )
     if load_balance:
         return _load_balance(ctx, near, priors, statuses, now, cfg, common)
@@ -894,13 +910,24 @@ def _text(
 
 
 def _numbers(i: int, fresh: bool, routes: tuple[Route, ...], ctx: _Ctx) -> dict[str, Any]:
-    p = ctx.pressure_of(i) if fresh else Pressure(None, (), False)
-    return _figures(ctx.states[i], p, routes, ctx.states, ctx.where)
+    if fresh:
+        return _figures(
+            ctx.states[i], ctx.pressure_of(i), ctx.components(i), routes, ctx.states, ctx.where
+        )
+    return _figures(ctx.states[i], Pressure(None, (), False), {}, routes, ctx.states, ctx.where)
+
+
+_FIGURE_COLUMN = {name: j for j, name in enumerate(PRESSURE_FIGURES)}
+
+
+def _present(components: tuple[Component, ...]) -> list[tuple[int, Component]]:
+    return [(_FIGURE_COLUMN[c.name], c) for c in components]
 
 
 def _figures(
     s: HospitalState,
     p: Pressure,
+    components: dict[str, dict[str, float]],
     routes: Sequence[Route],
     states: Sequence[HospitalState],
     index: Mapping[str, int],
@@ -908,10 +935,7 @@ def _figures(
     """The numbers behind a recommendation, JSON-ready (kept with it for audit and learning)."""
     return {
         "pressure": None if p.score is None else round(p.score, 4),
-        "components": {
-            c.name: {"value": round(c.value, 4), "score": round(c.score, 4), "weight": c.weight}
-            for c in p.components
-        },
+        "components": components,
         "no_forecast": not p.has_forecast,
         "ed_capacity": s.ed_capacity,
         "ed_occupied": s.ed_occupied,

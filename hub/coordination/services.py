@@ -25,6 +25,7 @@ from hub.coordination import models as m
 from hub.coordination.alerts_rules import AlertCandidate, OpenAlert, plan_alerts
 from hub.coordination.config import RegionConfig
 from hub.coordination.diversion import CLASS_LABEL, Neighbourhood, Recommendation, neighbourhood
+from hub.coordination.gcpause import paused_gc
 from hub.coordination.governed import COORDINATE
 from hub.coordination.region import RegionEvaluation, evaluate_region
 from hub.coordination.state import AmbulanceClass
@@ -91,13 +92,15 @@ class EvaluationSummary:
     rules_ms: float
 
 
+@paused_gc()
 @transaction.atomic
 def region_evaluate(*, region: Region, now: datetime | None = None) -> EvaluationSummary:
     """Re-evaluate diversion, surge and alerts for one region and store the outcome.
 
     The region's state row is locked for the duration, so two workers (the minute beat and a
     state-change trigger) never evaluate the same region at once and never both raise the
-    same alert.
+    same alert. The cyclic collector is paused throughout (``gcpause``): reading, deciding
+    and storing make objects that all live until the end.
     """
     now = now or timezone.now()
     m.RegionState.objects.get_or_create(region=region)
