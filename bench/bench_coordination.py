@@ -286,7 +286,7 @@ def main() -> int:
         f"({pairs / n:.0f} per hospital within 60 min)"
     )
     t0 = time.perf_counter()
-    travel = neighbourhood(raw_travel, cfg.diversion).prepare()
+    travel = neighbourhood(raw_travel, cfg.diversion).prepare(tuple(s.code for s in base_states))
     print(
         f"neighbour lists sorted once per region (a worker keeps them until travel times "
         f"change): {(time.perf_counter() - t0) * 1000:.0f} ms"

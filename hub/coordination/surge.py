@@ -387,9 +387,12 @@ def evaluate_surge(
             continue
         level[i] = lvl
         since[code] = when
-        readings = tuple(
-            Reading(names[j], vs[j], ls[j], ws[j]) for j in range(len(names)) if ws[j] > 0
-        )
+        if min(ws) > 0:  # every parameter reported (the usual case): one call per row
+            readings = tuple(map(Reading, names, vs, ls, ws))
+        else:
+            readings = tuple(
+                Reading(names[j], vs[j], ls[j], ws[j]) for j in range(len(names)) if ws[j] > 0
+            )
         before = prior.level if prior is not None else None
         changes.append(_change(code, before, lvl, value, readings, now, cfg))
     region = assess(
