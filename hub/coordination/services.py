@@ -289,7 +289,9 @@ def _store_recommendations(
         )
     }
     answered = _answered_statuses(region, now)
-    new = renewed = 0
+    new_rows: list[m.DiversionRecommendation] = []
+    renewed_rows: list[m.DiversionRecommendation] = []
+    closed_rows: list[m.DiversionRecommendation] = []
     for rec in ev.diversion.recommendations:
         h = hospitals.get(rec.hospital)
         if h is None:
@@ -317,19 +319,16 @@ def _store_recommendations(
         old = pending.pop(h.pk, None)
         if old is not None and old.signature() == row.signature():
             # The same advice with today's numbers: renewed in place.
-            for f in ("score", "routes", "kept", "explanation", "figures", "no_forecast"):
+            for f in _RENEWED_FIELDS:
                 setattr(old, f, getattr(row, f))
             old.renewed_at = now
-            old.expires_at = row.expires_at
-            old.save()
-            renewed += 1
+            renewed_rows.append(old)
             continue
         if old is not None:
             old.state = m.DiversionRecommendation.State.SUPERSEDED
             old.closed_at = now
-            old.save(update_fields=["state", "closed_at"])
-        row.save()
-        new += 1
+            closed_rows.append(old)
+        new_rows.append(row)
     for old in pending.values():
         old.state = (
             m.DiversionRecommendation.State.EXPIRED
@@ -337,8 +336,25 @@ def _store_recommendations(
             else m.DiversionRecommendation.State.WITHDRAWN
         )
         old.closed_at = now
-        old.save(update_fields=["state", "closed_at"])
-    return new, renewed, len(pending)
+        closed_rows.append(old)
+    # In bulk (a load-balancing national region renews thousands a minute); superseded
+    # rows close before their successors are created (one pending row per hospital).
+    rows = m.DiversionRecommendation.objects
+    rows.bulk_update(renewed_rows, [*_RENEWED_FIELDS, "renewed_at"], batch_size=500)
+    rows.bulk_update(closed_rows, ["state", "closed_at"], batch_size=500)
+    rows.bulk_create(new_rows, batch_size=500)
+    return len(new_rows), len(renewed_rows), len(pending)
+
+
+_RENEWED_FIELDS = (
+    "score",
+    "routes",
+    "kept",
+    "explanation",
+    "figures",
+    "no_forecast",
+    "expires_at",
+)
 
 
 def _store_surge(
