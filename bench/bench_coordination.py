@@ -2,7 +2,7 @@
 
 Goal (issue 6): the whole region in under 1 second on this machine. Synthetic data only: a
 national network of hospitals scattered over a 1,000 × 1,000 km square, ambulances at 1 km a
-minute, travel times to every hospital within 60 minutes. Three scenarios:
+minute, travel times to every hospital within 60 minutes. Four scenarios:
 
 - ``normal``: ED occupancy around 82% (a few percent of EDs over capacity);
 - ``winter``: around 93% (a bad winter week: many advisories and closures);
@@ -14,10 +14,14 @@ Each scenario is timed cold (no prior statuses: every hospital's first level is 
 and steady (the next minute, with the previous minute's statuses and levels and figures
 moved by a little noise: what the every-minute Celery task does). The baseline, measured in
 the same run, is one plain pass over the hospitals reading every figure once: the least any
-Python evaluation of the region has to do. Figures are wall-clock (best and median of the
-repeats) and CPU time, because the machine is shared; "+ words" is the extra time to build
-the text and figures of every recommendation and surge change, which the rules leave until
-someone reads them (the service layer does, for what it stores).
+Python evaluation of the region has to do.
+
+What is timed is what the task computes before it writes (``evaluate_and_word``): the rules,
+the words of everything it stores (every recommendation's explanation, figures and route
+texts, every surge change's explanation), with the collector paused as the task pauses it,
+and the young collection the pause deferred. Figures are wall-clock (best and median of the
+repeats) and CPU time, because the machine is shared; "rules alone" is the evaluation
+without the words. The verdict is the worst median against the goal.
 
     .venv/bin/python bench/bench_coordination.py [--hospitals 6000] [--repeat 7]
 """
@@ -41,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hub.coordination.config import RegionConfig
 from hub.coordination.diversion import Neighbourhood, neighbourhood
+from hub.coordination.gcpause import paused_gc
 from hub.coordination.region import (
     NO_PRIORS,
     Priors,
@@ -179,24 +184,46 @@ class Timing:
     best: float
     median: float
     cpu: float
-    words_median: float
+    rules_median: float
     last: RegionEvaluation
 
     def figures(self) -> str:
         return (
             f"best {self.best * 1000:6.0f} ms  median {self.median * 1000:6.0f} ms  "
-            f"cpu {self.cpu * 1000:6.0f} ms  | + words {self.words_median * 1000:5.0f} ms"
+            f"cpu {self.cpu * 1000:6.0f} ms  | rules alone {self.rules_median * 1000:5.0f} ms"
         )
 
 
 def render_words(ev: RegionEvaluation) -> int:
-    """What the service layer reads besides the decisions: every recommendation's
-    explanation and figures, every surge change's explanation (alerts carry theirs)."""
+    """What the service layer reads besides the decisions (``services._store_*``): every
+    recommendation's explanation, figures and route rows' explanations, every surge
+    change's explanation (alerts carry theirs)."""
     n = 0
     for rec in ev.diversion.recommendations:
         n += len(rec.explanation) + len(rec.figures)
+        for route in rec.routes:
+            n += len(route.explanation)
     for change in ev.surge.changes:
         n += len(change.explanation)
+    return n
+
+
+def evaluate_and_word(
+    states: list[HospitalState],
+    travel: Neighbourhood,
+    priors: Priors,
+    now: datetime,
+    cfg: RegionConfig,
+) -> int:
+    """What the every-minute task computes around its writes: the evaluation, the words of
+    everything it stores, with the collector paused as ``services.region_evaluate`` pauses
+    it; then the evaluation dropped (the task is done with it once stored) and the young
+    collection the pause deferred."""
+    with paused_gc():
+        ev = evaluate_region(states, travel, priors, now, cfg)
+        n = render_words(ev)
+        del ev
+    gc.collect(1)
     return n
 
 
@@ -208,12 +235,10 @@ def measure(
     cfg: RegionConfig,
     repeat: int,
 ) -> Timing:
-    out: list[RegionEvaluation] = []
-    best, median, cpu = timed(
-        lambda: out.append(evaluate_region(states, travel, priors, now, cfg)), repeat
-    )
-    _, words, _ = timed(lambda: render_words(out[-1]), repeat)
-    return Timing(best, median, cpu, words, out[-1])
+    best, median, cpu = timed(lambda: evaluate_and_word(states, travel, priors, now, cfg), repeat)
+    _, rules_median, _ = timed(lambda: evaluate_region(states, travel, priors, now, cfg), repeat)
+    last = evaluate_region(states, travel, priors, now, cfg)  # to describe and carry forward
+    return Timing(best, median, cpu, rules_median, last)
 
 
 def read_every_figure(states: list[HospitalState]) -> float:
@@ -261,14 +286,14 @@ def main() -> int:
         f"({pairs / n:.0f} per hospital within 60 min)"
     )
     t0 = time.perf_counter()
-    travel = neighbourhood(raw_travel, cfg.diversion).prepare()
+    travel = neighbourhood(raw_travel, cfg.diversion).prepare(tuple(s.code for s in base_states))
     print(
         f"neighbour lists sorted once per region (a worker keeps them until travel times "
         f"change): {(time.perf_counter() - t0) * 1000:.0f} ms"
     )
     best_base, _, _ = timed(lambda: read_every_figure(base_states), args.repeat)
     print(f"baseline (one plain pass reading every figure): {best_base * 1000:.1f} ms")
-    worst = 0.0
+    worst = worst_cpu = 0.0
     for name, mean in SCENARIOS.items():
         states = make_region(n, mean, args.seed)
         cold = measure(states, travel, NO_PRIORS, NOW, cfg, args.repeat)
@@ -281,11 +306,16 @@ def main() -> int:
         )
         print(f"  steady {steady.figures()}  ({steady.median / best_base:.0f}× the baseline pass)")
         print(f"         {describe(steady.last)}")
-        worst = max(worst, cold.best, steady.best)
-    # The verdict uses each case's best run, as timeit's documentation advises: the other
-    # runs measure the machine's other load (this one is shared), not this code.
+        worst = max(worst, cold.median, steady.median)
+        worst_cpu = max(worst_cpu, cold.cpu, steady.cpu)
+    # The verdict uses each case's median run (rules and the words the task stores). On a
+    # shared machine the wall clock also measures the other load: the CPU time is printed
+    # beside it.
     verdict = "PASS" if worst < 1.0 else "FAIL"
-    print(f"\nworst best-of-{args.repeat}: {worst * 1000:.0f} ms: {verdict} (goal < 1000 ms)")
+    print(
+        f"\nworst median of {args.repeat}: {worst * 1000:.0f} ms (worst median CPU "
+        f"{worst_cpu * 1000:.0f} ms): {verdict} (goal < 1000 ms)"
+    )
     return 0 if worst < 1.0 else 1
 
 

@@ -110,9 +110,9 @@ def threshold_alerts(a: RegionArrays, cfg: AlertConfig) -> list[AlertCandidate]:
         hit &= a.fresh
         label = FIGURE_LABELS.get(rule.figure, rule.figure.replace("_", " "))
         limit = _format(rule.figure, rule.value)
-        for i in np.flatnonzero(hit).tolist():
+        idx = np.flatnonzero(hit)
+        for i, value in zip(idx.tolist(), v[idx].tolist(), strict=True):
             code = a.codes[i]
-            value = float(v[i])
             shown = _format(rule.figure, value)
             out.append(
                 AlertCandidate(
@@ -147,16 +147,21 @@ def forecast_alerts(
         with np.errstate(invalid="ignore"):
             hit = first <= rule.hours
         unit = UNIT_LABELS[rule.unit]
-        for i in np.flatnonzero(hit).tolist():
+        idx = np.flatnonzero(hit)
+        rows = zip(
+            idx.tolist(),
+            first[idx].tolist(),
+            np.round(a.forecast_age_minutes[idx]).astype(np.int64).tolist(),
+            strict=True,
+        )
+        for i, horizon, age in rows:
             code = a.codes[i]
-            horizon = float(first[i])
             point = next(p for p in _points(states[i], rule.unit) if p.horizon_hours == horizon)
             interval = ""
             if point.p10 is not None and point.p90 is not None:
                 interval = (
                     f"; 80% interval {explain.count(point.p10)} to {explain.count(point.p90)} free"
                 )
-            age = round(float(a.forecast_age_minutes[i]))
             out.append(
                 AlertCandidate(
                     key=f"forecast:{rule.unit}:{code}",

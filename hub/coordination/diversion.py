@@ -128,14 +128,32 @@ def _no_text() -> str:
     return ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Route:
+class _Once:
+    """A deferred builder that builds once: the explanation of a recommendation is read by
+    its alert, by the service that stores it and by the API, and is the same each time."""
+
+    __slots__ = ("_build", "_value")
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._value: Any = _Once
+
+    def __call__(self) -> Any:
+        if self._value is _Once:
+            self._value = self._build()
+        return self._value
+
+
+class Route(NamedTuple):
+    """One class of H's ambulances and where to send them (a named tuple: a load-balancing
+    national region makes some 30,000 a minute)."""
+
     ambulance_class: AmbulanceClass
     destination: str
     travel_minutes: float
     share: float = 1.0  # load-balancing: the share of H's ambulances for this destination
     alternates: tuple[str, ...] = ()
-    text: Callable[[], str] = field(default=_no_text, repr=False, compare=False)
+    text: Callable[[], str] = _no_text
 
     @property
     def explanation(self) -> str:
@@ -363,9 +381,20 @@ class _Ctx(NamedTuple):
     masks: list[int]
     mask_cache: dict[Capabilities, int]
     cfg: DiversionConfig
+    rows: dict[int, Pressure]  # pressure_of, once per hospital (its text and its figures)
 
     def pressure_of(self, i: int) -> Pressure:
-        return _pressure_row(self.arrays, self.scores, self.weights, self.p, i)
+        row = self.rows.get(i)
+        if row is None:
+            row = self.rows[i] = _pressure_row(self.arrays, self.scores, self.weights, self.p, i)
+        return row
+
+    def components(self, i: int) -> dict[str, dict[str, float]]:
+        """The figures behind hospital i's pressure, as stored with its recommendation."""
+        return {
+            c.name: {"value": round(c.value, 4), "score": round(c.score, 4), "weight": c.weight}
+            for c in self.pressure_of(i).components
+        }
 
     def class_mask(self, j: int) -> int:
         """The ambulance classes hospital j may take, as bits (``rules.can_take``), computed
@@ -382,6 +411,7 @@ class _Ctx(NamedTuple):
 
 
 _CLASS_BIT = {c: 1 << k for k, c in enumerate(AmbulanceClass)}
+_CLASS_VALUE = {c: c.value for c in AmbulanceClass}
 
 
 def evaluate_diversion(
@@ -415,21 +445,20 @@ def evaluate_diversion(
         if i is not None and before.status is not Status.OPEN:
             todo.add(i)
     statuses: dict[str, Next] = {}
-    for i in sorted(todo):
+    order = sorted(todo)
+    rows_p = p[order].tolist()
+    rows_fresh = a.fresh[order].tolist()
+    for i, score, is_fresh in zip(order, rows_p, rows_fresh, strict=True):
         code = a.codes[i]
-        score = float(p[i])
-        statuses[code] = next_status(priors.get(code), score, bool(a.fresh[i]), now, cfg)
+        statuses[code] = next_status(priors.get(code), score, is_fresh, now, cfg)
 
     candidate = a.fresh & (a.ed_free >= cfg.destination_min_ed_free)
     with np.errstate(invalid="ignore"):
         candidate &= p < cfg.destination_max_pressure
-    for code, n in statuses.items():
-        if n.status is not Status.OPEN:
-            candidate[a.index[code]] = False
-    for code in closed:
-        i = a.index.get(code)
-        if i is not None:
-            candidate[i] = False
+    # Diverting hospitals and those an operator keeps on diversion receive nobody.
+    not_receiving = [a.index[c] for c, n in statuses.items() if n.status is not Status.OPEN]
+    not_receiving += [i for c in closed if (i := a.index.get(c)) is not None]
+    candidate[not_receiving] = False
     wanting = [c for c, n in statuses.items() if n.status is not Status.OPEN]
     load_balance = rules.should_load_balance(
         fresh_count=fresh_count,
@@ -461,10 +490,12 @@ def evaluate_diversion(
         [-1] * len(states),
         {},
         cfg,
+        {},
     )
     if load_balance:
         return _load_balance(ctx, near, priors, statuses, now, cfg, common)
 
+    rows = near.indexed(a.codes)
     # Most pressed first: they get the nearest free places. Stale (held) ones last.
     wanting.sort(key=lambda c: (-ctx.pressure[a.index[c]], c))
     recommendations: list[Recommendation] = []
@@ -474,7 +505,8 @@ def evaluate_diversion(
         n = statuses[code]
         prior = priors.get(code)
         prior_dest = prior.destinations if prior is not None else {}
-        neighbours = near.of(code)
+        candidates = ctx.candidate
+        neighbours = [(m, j) for m, j in rows[i] if candidates[j]]
         classes = (
             (AmbulanceClass.GENERAL,)
             if n.status is Status.ADVISORY
@@ -522,14 +554,16 @@ def evaluate_diversion(
 class Neighbourhood:
     """Travel times as each hospital's neighbours, nearest first, within the longest travel
     limit; sorted once per hospital when first asked. Travel times change rarely, so a
-    worker may keep one per region across evaluations (``neighbourhood``)."""
+    worker may keep one per region across evaluations (``neighbourhood``), and with it the
+    same lists as row numbers of the region's arrays (``indexed``)."""
 
-    __slots__ = ("_limit", "_rows", "_sorted")
+    __slots__ = ("_indexed", "_limit", "_rows", "_sorted")
 
     def __init__(self, travel: TravelTimes, limit: float) -> None:
         self._rows = travel
         self._limit = limit
         self._sorted: dict[str, list[tuple[float, str]]] = {}
+        self._indexed: tuple[tuple[str, ...], list[list[tuple[float, int]]]] | None = None
 
     def of(self, code: str) -> list[tuple[float, str]]:
         out = self._sorted.get(code)
@@ -540,10 +574,27 @@ class Neighbourhood:
             self._sorted[code] = out
         return out
 
-    def prepare(self) -> Neighbourhood:
-        """Sort every hospital's neighbours now (to keep across evaluations)."""
+    def indexed(self, codes: tuple[str, ...]) -> list[list[tuple[float, int]]]:
+        """Row i: hospital ``codes[i]``'s neighbours as (minutes, row), in ``of`` order,
+        leaving out hospitals not in ``codes``. Kept for the last order of codes asked (the
+        census lists a region's hospitals in the same order every minute)."""
+        cached = self._indexed
+        if cached is not None and (cached[0] is codes or cached[0] == codes):
+            return cached[1]
+        where = {c: i for i, c in enumerate(codes)}
+        rows = [
+            [(m, j) for m, g in self.of(code) if (j := where.get(g)) is not None] for code in codes
+        ]
+        self._indexed = (codes, rows)
+        return rows
+
+    def prepare(self, codes: tuple[str, ...] | None = None) -> Neighbourhood:
+        """Sort every hospital's neighbours now (to keep across evaluations), and index them
+        by the region's order of ``codes`` if given."""
         for code in self._rows:
             self.of(code)
+        if codes is not None:
+            self.indexed(codes)
         return self
 
 
@@ -555,54 +606,58 @@ def neighbourhood(travel: TravelTimes | Neighbourhood, cfg: DiversionConfig) -> 
 
 def _choose(
     cls: AmbulanceClass,
-    neighbours: list[tuple[float, str]],
+    neighbours: list[tuple[float, int]],
     ctx: _Ctx,
     prior_destination: str | None,
     cfg: DiversionConfig,
 ) -> Route | None:
-    eligible: list[tuple[float, str]] = []
+    """The nearest hospital that may take H's ambulances of class ``cls``, and alternates.
+    ``neighbours`` are H's candidate neighbours (fresh, open, not saturated, with free places
+    before this evaluation's diversions), nearest first, as rows of the region's arrays."""
+    eligible: list[tuple[float, int]] = []
     enough = cfg.max_alternates + 1
     sticky = cfg.sticky_destination_minutes
     limit = rules.travel_limit(cls, cfg)
     bit = _CLASS_BIT[cls]
     min_free = cfg.destination_min_ed_free
-    for minutes, g in neighbours:
+    remaining = ctx.remaining
+    prior = ctx.where.get(prior_destination, -1) if prior_destination is not None else -1
+    for minutes, j in neighbours:
         if minutes > limit:
             break  # neighbours are sorted by travel time: the rest are farther still
-        if len(eligible) >= enough and (
-            prior_destination is None or minutes > eligible[0][0] + sticky
-        ):
+        if len(eligible) >= enough and (prior < 0 or minutes > eligible[0][0] + sticky):
             break  # the nearest and its alternates are found; the sticky window is passed
-        j = ctx.where.get(g)
-        if j is None or not ctx.candidate[j]:
-            continue  # unknown, stale, diverting, saturated or without free places
         # Cheap refusals first (the same rules, precomputed); the rule function has the
         # last word on whatever passes them.
-        if not ctx.class_mask(j) & bit or ctx.remaining[j] < min_free:
+        if not ctx.class_mask(j) & bit or remaining[j] < min_free:
             continue
         refusal = rules.destination_refusal(
             fresh=True,  # candidates are fresh and open by construction
             diverting=False,
             pressure=ctx.pressure[j],
-            free=ctx.remaining[j],
+            free=remaining[j],
             caps=ctx.states[j].capabilities,
             cls=cls,
             travel_minutes=minutes,
             cfg=cfg,
         )
         if refusal is None:
-            eligible.append((minutes, g))
+            eligible.append((minutes, j))
     if not eligible:
         return None
     best_minutes, best = eligible[0]
-    if prior_destination is not None:
-        for minutes, g in eligible:
-            if g == prior_destination and minutes <= best_minutes + sticky:
-                best_minutes, best = minutes, g
+    if prior >= 0:
+        for minutes, j in eligible:
+            if j == prior and minutes <= best_minutes + sticky:
+                best_minutes, best = minutes, j
                 break
-    alternates = tuple(g for _, g in eligible if g != best)[: cfg.max_alternates]
+    codes = ctx.arrays.codes
+    alternates = tuple(codes[j] for _, j in eligible if j != best)[: cfg.max_alternates]
     return Route(
-        ambulance_class=cls, destination=best, travel_minutes=best_minutes, alternates=alternates
+        ambulance_class=cls,
+        destination=codes[best],
+        travel_minutes=best_minutes,
+        alternates=alternates,
     )
 
 
@@ -678,16 +733,16 @@ def _load_balance(
     )
     free = np.maximum(a.ed_free, 0.0).tolist()
     fresh = a.fresh.tolist()
+    rows = near.indexed(a.codes)
     recommendations: list[Recommendation] = []
     expires = now + timedelta(minutes=cfg.ttl_minutes)
     for i in np.flatnonzero(a.fresh).tolist():
         code = a.codes[i]
         group: list[tuple[float, int]] = [(0.0, i)]
-        for minutes, g in near.of(code):
+        for minutes, j in rows[i]:
             if minutes > cfg.max_travel_minutes:
                 break
-            j = a.index.get(g)
-            if j is not None and fresh[j]:
+            if fresh[j]:
                 group.append((minutes, j))
             if len(group) > cfg.max_alternates + 1:
                 break
@@ -699,7 +754,7 @@ def _load_balance(
                 destination=a.codes[j],
                 travel_minutes=minutes,
                 share=w / total,
-                text=partial(_lb_part, states[j], minutes, w / total, cfg),
+                text=_Once(partial(_lb_part, states[j], minutes, w / total, cfg)),
             )
             for (minutes, j), w in zip(group, weights, strict=True)
         )
@@ -714,8 +769,8 @@ def _load_balance(
                 kept=(),
                 no_forecast=not a.forecast_usable[i],
                 expires_at=expires,
-                text=partial(_lb_text, region_note, i, routes, ctx, cfg),
-                numbers=partial(_numbers, i, True, routes, ctx),
+                text=_Once(partial(_lb_text, region_note, i, routes, ctx, cfg)),
+                numbers=_Once(partial(_numbers, i, True, routes, ctx)),
             )
         )
     return RegionDiversion(
@@ -751,21 +806,20 @@ def describe_hospital(state: HospitalState, p: Pressure, cfg: DiversionConfig) -
     """'ED 97% occupied, 6 boarding, longest 5 h 10 min, forecast full for the next 3 h
     (p50)': the figures that pushed the score up, as numbers."""
     scores = {c.name: c.score for c in p.components}
+    score = scores.get  # a figure's score is checked first: most are 0 and need no words
     parts = [f"ED {explain.percent(state.ed_occupied / state.ed_capacity)} occupied"]
-    if state.ed_waiting and scores.get("ed_waiting", 0) > 0:
+    if score("ed_waiting", 0) > 0 and state.ed_waiting:
         parts.append(f"{state.ed_waiting} waiting")
-    if state.ed_boarding and scores.get("ed_boarding", 0) > 0:
+    if score("ed_boarding", 0) > 0 and state.ed_boarding:
         parts.append(f"{state.ed_boarding} boarding")
-    if state.longest_boarding_minutes is not None and scores.get("longest_boarding_minutes", 0):
+    if score("longest_boarding_minutes", 0) and state.longest_boarding_minutes is not None:
         parts.append(f"longest {explain.duration(state.longest_boarding_minutes)}")
-    if state.offload_p90_minutes is not None and scores.get("offload_p90_minutes", 0) > 0:
+    if score("offload_p90_minutes", 0) > 0 and state.offload_p90_minutes is not None:
         parts.append(f"ambulance offload p90 {explain.duration(state.offload_p90_minutes)}")
-    if state.icu_occupancy is not None and scores.get("icu_occupancy", 0) > 0:
-        parts.append(f"ICU {explain.percent(state.icu_occupancy)} occupied ({state.icu_free} free)")
-    if state.ward_occupancy is not None and scores.get("ward_occupancy", 0) > 0:
-        parts.append(
-            f"ward beds {explain.percent(state.ward_occupancy)} occupied ({state.ward_free} free)"
-        )
+    if score("icu_occupancy", 0) > 0 and (icu := state.icu_occupancy) is not None:
+        parts.append(f"ICU {explain.percent(icu)} occupied ({state.icu_free} free)")
+    if score("ward_occupancy", 0) > 0 and (ward := state.ward_occupancy) is not None:
+        parts.append(f"ward beds {explain.percent(ward)} occupied ({state.ward_free} free)")
     if p.has_forecast and state.forecast is not None:
         window = _window(state, cfg)
         # "full for the next 3 h" counts from the first point, even one before the window
@@ -811,8 +865,13 @@ def _recommendation(
             destination=r.destination,
             travel_minutes=r.travel_minutes,
             alternates=r.alternates,
-            text=partial(
-                describe_destination, ctx.states[ctx.where[r.destination]], r.travel_minutes, cfg
+            text=_Once(
+                partial(
+                    describe_destination,
+                    ctx.states[ctx.where[r.destination]],
+                    r.travel_minutes,
+                    cfg,
+                )
             ),
         )
         for r in routes
@@ -827,8 +886,8 @@ def _recommendation(
         kept=tuple(kept),
         no_forecast=not (fresh and ctx.arrays.forecast_usable[i]),
         expires_at=n.expires_at,
-        text=partial(_text, s, n, i, fresh, final, tuple(kept), ctx, now, cfg),
-        numbers=partial(_numbers, i, fresh, final, ctx),
+        text=_Once(partial(_text, s, n, i, fresh, final, tuple(kept), ctx, now, cfg)),
+        numbers=_Once(partial(_numbers, i, fresh, final, ctx)),
     )
 
 
@@ -868,13 +927,17 @@ def _text(
 
 
 def _numbers(i: int, fresh: bool, routes: tuple[Route, ...], ctx: _Ctx) -> dict[str, Any]:
-    p = ctx.pressure_of(i) if fresh else Pressure(None, (), False)
-    return _figures(ctx.states[i], p, routes, ctx.states, ctx.where)
+    if fresh:
+        return _figures(
+            ctx.states[i], ctx.pressure_of(i), ctx.components(i), routes, ctx.states, ctx.where
+        )
+    return _figures(ctx.states[i], Pressure(None, (), False), {}, routes, ctx.states, ctx.where)
 
 
 def _figures(
     s: HospitalState,
     p: Pressure,
+    components: dict[str, dict[str, float]],
     routes: Sequence[Route],
     states: Sequence[HospitalState],
     index: Mapping[str, int],
@@ -882,10 +945,7 @@ def _figures(
     """The numbers behind a recommendation, JSON-ready (kept with it for audit and learning)."""
     return {
         "pressure": None if p.score is None else round(p.score, 4),
-        "components": {
-            c.name: {"value": round(c.value, 4), "score": round(c.score, 4), "weight": c.weight}
-            for c in p.components
-        },
+        "components": components,
         "no_forecast": not p.has_forecast,
         "ed_capacity": s.ed_capacity,
         "ed_occupied": s.ed_occupied,
@@ -895,10 +955,10 @@ def _figures(
         "as_of": s.as_of.isoformat(),
         "destinations": [
             {
-                "class": r.ambulance_class.value,
+                "class": _CLASS_VALUE[r.ambulance_class],
                 "code": r.destination,
                 "travel_minutes": r.travel_minutes,
-                "share": round(r.share, 4),
+                "share": 1.0 if r.share == 1.0 else round(r.share, 4),
                 "ed_free": states[index[r.destination]].ed_free,
                 "time_critical": r.ambulance_class in TIME_CRITICAL,
             }

@@ -17,6 +17,7 @@ from hub.coordination.diversion import (
     Status,
     evaluate_diversion,
 )
+from hub.coordination.gcpause import paused_gc
 from hub.coordination.state import HospitalState, TravelTimes
 from hub.coordination.surge import PriorLevel, RegionSurge, evaluate_surge
 
@@ -53,26 +54,27 @@ def evaluate_region(
     region_code: str = "region",
     closed: Collection[str] = (),
 ) -> RegionEvaluation:
-    diversion = evaluate_diversion(
-        states,
-        travel,
-        priors.diversion,
-        now,
-        config.diversion,
-        prior_mode=priors.mode,
-        closed=closed,
-    )
-    surge = evaluate_surge(
-        states,
-        priors.surge,
-        now,
-        config.surge,
-        config.diversion,
-        region_code=region_code,
-        region_prior=priors.region_level,
-        arrays=diversion.arrays,
-    )
-    alerts = evaluate_alerts(states, diversion, surge, now, config.alerts, config.diversion)
+    with paused_gc():  # see gcpause: most of the objects made here live until stored
+        diversion = evaluate_diversion(
+            states,
+            travel,
+            priors.diversion,
+            now,
+            config.diversion,
+            prior_mode=priors.mode,
+            closed=closed,
+        )
+        surge = evaluate_surge(
+            states,
+            priors.surge,
+            now,
+            config.surge,
+            config.diversion,
+            region_code=region_code,
+            region_prior=priors.region_level,
+            arrays=diversion.arrays,
+        )
+        alerts = evaluate_alerts(states, diversion, surge, now, config.alerts, config.diversion)
     return RegionEvaluation(at=now, diversion=diversion, surge=surge, alerts=tuple(alerts))
 
 

@@ -25,6 +25,7 @@ from hub.coordination import models as m
 from hub.coordination.alerts_rules import AlertCandidate, OpenAlert, plan_alerts
 from hub.coordination.config import RegionConfig
 from hub.coordination.diversion import CLASS_LABEL, Neighbourhood, Recommendation, neighbourhood
+from hub.coordination.gcpause import paused_gc
 from hub.coordination.governed import COORDINATE
 from hub.coordination.region import RegionEvaluation, evaluate_region
 from hub.coordination.state import AmbulanceClass
@@ -91,13 +92,15 @@ class EvaluationSummary:
     rules_ms: float
 
 
+@paused_gc()
 @transaction.atomic
 def region_evaluate(*, region: Region, now: datetime | None = None) -> EvaluationSummary:
     """Re-evaluate diversion, surge and alerts for one region and store the outcome.
 
     The region's state row is locked for the duration, so two workers (the minute beat and a
     state-change trigger) never evaluate the same region at once and never both raise the
-    same alert.
+    same alert. The cyclic collector is paused throughout (``gcpause``): reading, deciding
+    and storing make objects that all live until the end.
     """
     now = now or timezone.now()
     m.RegionState.objects.get_or_create(region=region)
@@ -286,7 +289,9 @@ def _store_recommendations(
         )
     }
     answered = _answered_statuses(region, now)
-    new = renewed = 0
+    new_rows: list[m.DiversionRecommendation] = []
+    renewed_rows: list[m.DiversionRecommendation] = []
+    closed_rows: list[m.DiversionRecommendation] = []
     for rec in ev.diversion.recommendations:
         h = hospitals.get(rec.hospital)
         if h is None:
@@ -314,19 +319,16 @@ def _store_recommendations(
         old = pending.pop(h.pk, None)
         if old is not None and old.signature() == row.signature():
             # The same advice with today's numbers: renewed in place.
-            for f in ("score", "routes", "kept", "explanation", "figures", "no_forecast"):
+            for f in _RENEWED_FIELDS:
                 setattr(old, f, getattr(row, f))
             old.renewed_at = now
-            old.expires_at = row.expires_at
-            old.save()
-            renewed += 1
+            renewed_rows.append(old)
             continue
         if old is not None:
             old.state = m.DiversionRecommendation.State.SUPERSEDED
             old.closed_at = now
-            old.save(update_fields=["state", "closed_at"])
-        row.save()
-        new += 1
+            closed_rows.append(old)
+        new_rows.append(row)
     for old in pending.values():
         old.state = (
             m.DiversionRecommendation.State.EXPIRED
@@ -334,8 +336,25 @@ def _store_recommendations(
             else m.DiversionRecommendation.State.WITHDRAWN
         )
         old.closed_at = now
-        old.save(update_fields=["state", "closed_at"])
-    return new, renewed, len(pending)
+        closed_rows.append(old)
+    # In bulk (a load-balancing national region renews thousands a minute); superseded
+    # rows close before their successors are created (one pending row per hospital).
+    rows = m.DiversionRecommendation.objects
+    rows.bulk_update(renewed_rows, [*_RENEWED_FIELDS, "renewed_at"], batch_size=500)
+    rows.bulk_update(closed_rows, ["state", "closed_at"], batch_size=500)
+    rows.bulk_create(new_rows, batch_size=500)
+    return len(new_rows), len(renewed_rows), len(pending)
+
+
+_RENEWED_FIELDS = (
+    "score",
+    "routes",
+    "kept",
+    "explanation",
+    "figures",
+    "no_forecast",
+    "expires_at",
+)
 
 
 def _store_surge(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
@@ -89,15 +89,22 @@ class SurgeChange:
     causes: tuple[Reading, ...]
     readings: tuple[Reading, ...]
     checklist: tuple[str, ...]
+    _explanation: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def explanation(self) -> str:
-        """'OPEL 2 → 3 at H: score 62/100; ED occupancy 97% (level 3), …' (built when read:
-        a national region's first evaluation changes thousands of levels at once)."""
-        before, after = self.from_level, self.to_level
-        arrow = f"OPEL {before} → {after}" if before is not None else f"OPEL {after}"
-        why = ", ".join(f"{r.describe()} (level {r.level})" for r in self.causes)
-        return f"{arrow} at {self.subject}: score {round(self.score)}/100; {why or 'no parameter'}"
+        """'OPEL 2 → 3 at H: score 62/100; ED occupancy 97% (level 3), …' (built when first
+        read, then kept: a national region's first evaluation changes thousands of levels at
+        once, and the alert and the stored change both read the same words)."""
+        text = self._explanation
+        if text is None:
+            before, after = self.from_level, self.to_level
+            arrow = f"OPEL {before} → {after}" if before is not None else f"OPEL {after}"
+            why = ", ".join(f"{r.describe()} (level {r.level})" for r in self.causes)
+            text = f"{arrow} at {self.subject}: score {round(self.score)}/100; "
+            text += why or "no parameter"
+            object.__setattr__(self, "_explanation", text)  # a cache, not a change of state
+        return text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -380,9 +387,12 @@ def evaluate_surge(
             continue
         level[i] = lvl
         since[code] = when
-        readings = tuple(
-            Reading(names[j], vs[j], ls[j], ws[j]) for j in range(len(names)) if ws[j] > 0
-        )
+        if min(ws) > 0:  # every parameter reported (the usual case): one call per row
+            readings = tuple(map(Reading, names, vs, ls, ws))
+        else:
+            readings = tuple(
+                Reading(names[j], vs[j], ls[j], ws[j]) for j in range(len(names)) if ws[j] > 0
+            )
         before = prior.level if prior is not None else None
         changes.append(_change(code, before, lvl, value, readings, now, cfg))
     region = assess(

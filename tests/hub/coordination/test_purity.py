@@ -17,6 +17,7 @@ PURE = {
         "config",
         "diversion",
         "explain",
+        "gcpause",
         "matching",
         "region",
         "rules",

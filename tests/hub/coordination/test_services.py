@@ -71,6 +71,40 @@ def test_an_evaluation_recommends_and_renews_the_same_advice_in_place(w: World) 
     assert state.mode == m.Mode.NORMAL
 
 
+def test_new_advice_supersedes_the_pending_one_in_the_same_evaluation(w: World) -> None:
+    services.region_evaluate(region=w.region)
+    first = _pending(w)
+    assert first.routes[0]["destination"] == w.g.hospital.site_code
+    later = timezone.now() + timedelta(minutes=1)
+    saturated(w.h, at=later)
+    saturated(w.g, at=later)  # G can no longer receive: H's ambulances go elsewhere
+    for s in w.others:
+        calm(s, at=later)
+    summary = services.region_evaluate(region=w.region, now=later)
+    assert (summary.recommendations_new, summary.recommendations_renewed) == (1, 0)
+    first.refresh_from_db()
+    assert first.state == m.DiversionRecommendation.State.SUPERSEDED
+    assert first.closed_at == later
+    current = _pending(w)
+    assert current.pk != first.pk
+    assert current.routes[0]["destination"] == w.others[0].hospital.site_code
+    assert w.others[0].hospital.site_code in current.explanation
+
+
+def test_renewed_advice_carries_the_new_evaluation_time_and_expiry(w: World) -> None:
+    services.region_evaluate(region=w.region)
+    first = _pending(w)
+    later = timezone.now() + timedelta(minutes=1)
+    services.region_evaluate(region=w.region, now=later)
+    renewed = _pending(w)
+    assert renewed.pk == first.pk
+    assert renewed.renewed_at == later
+    assert renewed.expires_at is not None
+    assert first.expires_at is not None
+    assert renewed.expires_at > first.expires_at
+    assert renewed.figures["as_of"] == first.figures["as_of"]  # same census, same numbers
+
+
 def test_when_the_figures_clear_the_advice_is_withdrawn(w: World) -> None:
     services.region_evaluate(region=w.region)
     calm(w.h)
