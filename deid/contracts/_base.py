@@ -12,9 +12,9 @@ from typing import Any, ClassVar, Self, TypeVar
 from deid.contracts._codec import (
     DecodeError,
     WireObject,
+    build,
     canonical_json,
-    decode_fields,
-    encode_fields,
+    encoder_of,
     json_loads,
 )
 from deid.contracts.topics import SITE_CODE_RE
@@ -64,9 +64,7 @@ class Record(WireObject):
             raise DecodeError("event_id: expected a lower-case UUID string")
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"record_type": self.record_type, "schema_version": self.schema_version}
-        out.update(encode_fields(self))
-        return out
+        return encoder_of(type(self), header=True)(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, path: str = "") -> Self:
@@ -86,7 +84,8 @@ class Record(WireObject):
         while version < cls.schema_version:
             payload = cls.upgrades[version](dict(payload))
             version += 1
-        return cls(**decode_fields(cls, payload, path))
+        result: Self = build(cls, payload, path)
+        return result
 
     def encode(self) -> bytes:
         return canonical_json(self.to_dict()).encode()
