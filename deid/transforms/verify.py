@@ -13,6 +13,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -188,7 +189,8 @@ def verify_slice(
     if column("audience") != {audience}:
         add(f"record {first(lambda r: r.get('audience') != audience)}: "
             "audience differs from the slice")  # fmt: skip
-    if not all(known.issuperset(r) for r in records):
+    # One pass over every key of every record (a record's keys are its fields).
+    if not known.issuperset(chain.from_iterable(records)):
         outside = set().union(*(r.keys() - known for r in records))
         add(f"fields outside the contract: {sorted(outside)}")
     empty = {None, (), "", _EMPTY_DICT}
@@ -266,9 +268,15 @@ def _k_problems(records: Sequence[Mapping[str, Any]], rule: AudienceRule) -> lis
     qis = rule.quasi_identifiers
     if not qis:
         return problems
-    by_window: dict[Any, list[Mapping[str, Any]]] = defaultdict(list)
-    for r in records:
-        by_window[r.get("window_id")].append(r)
+    by_window: dict[Any, Sequence[Mapping[str, Any]]]
+    windows = set(_column_list(records, "window_id"))
+    if len(windows) == 1:  # the worker's case: one slice of one window
+        by_window = {windows.pop(): records}
+    else:
+        grouped: dict[Any, list[Mapping[str, Any]]] = defaultdict(list)
+        for r in records:
+            grouped[r.get("window_id")].append(r)
+        by_window = dict(grouped)
     for window, members in by_window.items():
         keys = list(zip(*(_column_list(members, q) for q in qis), strict=True))
         classes = Counter(keys)

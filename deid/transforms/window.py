@@ -176,8 +176,8 @@ def transform_window(
             continue
         usable.append((event, demo))
     result.processed = len(records) - len(result.rejected)
-    occurred = [e.occurred_at for e, _ in usable]
     facts = [event_facts(e, demo) for e, demo in usable]
+    occurred = [f.iso for f in facts]  # event times as isoformat() text, for k-anonymity
     bases = [
         flow_base(e, demo, f, policy_version=policy.version, produced_at=stamp, window_id=window_id)
         for (e, demo), f in zip(usable, facts, strict=True)
