@@ -36,7 +36,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,6 +80,7 @@ class MasterKeyRing:
 
     keys: Mapping[int, bytes]
     current: int
+    _aeads: dict[int, AESGCM] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.current not in self.keys:
@@ -117,10 +118,16 @@ class MasterKeyRing:
         return base64.b64encode(secrets.token_bytes(32)).decode()
 
     def aead(self, version: int) -> AESGCM:
-        try:
-            return AESGCM(self.keys[version])
-        except KeyError:
-            raise KeyStoreError(f"master key version {version} is not configured") from None
+        # One AESGCM per version, made on first use: the worker unwraps a data key for
+        # every new patient it sees, and building the cipher object each time cost as much as
+        # the unwrapping.
+        aead = self._aeads.get(version)
+        if aead is None:
+            try:
+                aead = self._aeads[version] = AESGCM(self.keys[version])
+            except KeyError:
+                raise KeyStoreError(f"master key version {version} is not configured") from None
+        return aead
 
 
 def _now() -> str:
