@@ -80,8 +80,10 @@ def event_facts(raw: RawFlowEvent | PlainFlowEvent, demo: Demographics) -> Event
     birth = demo.birth_date
     age = None
     if birth is not None:
-        age = event_day.year - birth.year - (
-            (event_day.month, event_day.day) < (birth.month, birth.day)
+        age = (
+            event_day.year
+            - birth.year
+            - ((event_day.month, event_day.day) < (birth.month, birth.day))
         )
         if age < 0:
             age = None

@@ -104,7 +104,7 @@ class _Ladder:
             ladder = _OCCURRED_CUTS[r["date_granularity"]]
             cut = ladder[min(level, len(ladder) - 1)]
             # The event time's isoformat() (the caller may pass it already formatted).
-            iso = t if type(t) is str else t.isoformat()
+            iso = t if isinstance(t, str) else t.isoformat()
             out.append(None if cut is None else iso[:cut])
         return out
 
