@@ -211,6 +211,7 @@ def main() -> int:
         cpu_rate = result["records_per_cpu_s"]
         print(f"{name:<10} {rate:>10} {ratio:>7.2f} {out_rate:>9} {cpu_rate:>10}  {goal}")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"best": best, "runs": runs}, indent=2))
     return 0
 
