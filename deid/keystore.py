@@ -307,6 +307,8 @@ class PatientKeyStore:
             if len(cache) > _CACHE_LIMIT:
                 for key in list(cache)[: _CACHE_LIMIT // 2]:
                     cache.pop(key, None)
+                    if cache is self._keys:
+                        self._derived.pop(key, None)  # goes with its key
         if len(self._derived) > _CACHE_LIMIT:
             self._derived.clear()
 
