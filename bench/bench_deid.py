@@ -43,6 +43,7 @@ from deid.worker import DeidWorker, WorkerConfig  # noqa: E402
 
 GOAL_RATE = 50_000
 GOAL_RATIO = 0.5
+TOPIC_PREFIX = ""  # --topic-prefix: topics and consumer groups of this run start with it
 
 
 def produce_input(bootstrap: str, topic: str, site: SyntheticSite, records: int) -> int:
@@ -103,13 +104,13 @@ def run_worker(
         site_code=site_code,
         bootstrap=bootstrap,
         input_topic=input_topic,
-        output_topic=f"bench.{site_code}.{tag}.out",
-        control_topic=f"bench.{site_code}.control",
-        held_topic=f"bench.{site_code}.{tag}.held",
-        deadletter_topic=f"bench.{site_code}.{tag}.dlq",
-        regional_deadletter_topic=f"bench.{site_code}.{tag}.rdlq",
-        group_id=f"bench.{tag}",
-        transactional_id=f"bench.{tag}",
+        output_topic=f"{TOPIC_PREFIX}bench.{site_code}.{tag}.out",
+        control_topic=f"{TOPIC_PREFIX}bench.{site_code}.control",
+        held_topic=f"{TOPIC_PREFIX}bench.{site_code}.{tag}.held",
+        deadletter_topic=f"{TOPIC_PREFIX}bench.{site_code}.{tag}.dlq",
+        regional_deadletter_topic=f"{TOPIC_PREFIX}bench.{site_code}.{tag}.rdlq",
+        group_id=f"{TOPIC_PREFIX}bench.{tag}",
+        transactional_id=f"{TOPIC_PREFIX}bench.{tag}",
         envelope_size=envelope_size,
         window_max_records=window,
         window_max_seconds=1.0,
@@ -153,11 +154,18 @@ def main() -> int:
     parser.add_argument("--envelope-size", type=int, default=500)
     parser.add_argument("--window", type=int, default=5000)
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument(
+        "--topic-prefix",
+        default="",
+        help="prefix of the bench's topics and consumer groups (several benches on one broker)",
+    )
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
+    global TOPIC_PREFIX
+    TOPIC_PREFIX = args.topic_prefix
     site_code = "bench" + uuid.uuid4().hex[:8]
-    input_topic = f"bench.{site_code}.raw"
+    input_topic = f"{TOPIC_PREFIX}bench.{site_code}.raw"
     with tempfile.TemporaryDirectory() as tmp:
         keystore = PatientKeyStore(Path(tmp) / "keys.sqlite", MasterKeyRing.generate_b64())
         site = SyntheticSite(site_code, seed=42, keystore=keystore)
@@ -203,6 +211,7 @@ def main() -> int:
         cpu_rate = result["records_per_cpu_s"]
         print(f"{name:<10} {rate:>10} {ratio:>7.2f} {out_rate:>9} {cpu_rate:>10}  {goal}")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"best": best, "runs": runs}, indent=2))
     return 0
 

@@ -15,7 +15,11 @@
 
 Unwrapped keys are cached in memory so encryption and decryption cost one AES-GCM operation
 each; a cache is dropped as soon as another process records an erasure (checked at most once
-a second, and on `refresh()`).
+a second, and on `refresh()`). `decrypt_phi_as` also keeps, per data key, what a caller
+derives from the decrypted PHI (the DE-ID worker's age/sex/ZIP3), keyed by a digest of the
+plaintext: every ciphertext is still decrypted and authenticated, only the JSON parsing and
+derivation are skipped when a patient's PHI is unchanged. Those values live and die with the
+key's cache entry, so an erasure drops them too.
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -49,6 +53,8 @@ _PHI_FORMAT = b"\x01"  # ciphertext layout version: 0x01 || 12-byte nonce || AES
 _NONCE = 12
 _REFRESH_SECONDS = 1.0
 _CACHE_LIMIT = 200_000
+
+T = TypeVar("T")
 
 
 class KeyStoreError(Exception):
@@ -74,6 +80,7 @@ class MasterKeyRing:
 
     keys: Mapping[int, bytes]
     current: int
+    _aeads: dict[int, AESGCM] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.current not in self.keys:
@@ -111,10 +118,16 @@ class MasterKeyRing:
         return base64.b64encode(secrets.token_bytes(32)).decode()
 
     def aead(self, version: int) -> AESGCM:
-        try:
-            return AESGCM(self.keys[version])
-        except KeyError:
-            raise KeyStoreError(f"master key version {version} is not configured") from None
+        # One AESGCM per version, made on first use: the worker unwraps a data key for
+        # every new patient it sees, and building the cipher object each time cost as much as
+        # the unwrapping.
+        aead = self._aeads.get(version)
+        if aead is None:
+            try:
+                aead = self._aeads[version] = AESGCM(self.keys[version])
+            except KeyError:
+                raise KeyStoreError(f"master key version {version} is not configured") from None
+        return aead
 
 
 def _now() -> str:
@@ -220,6 +233,8 @@ class PatientKeyStore:
         self._mrn_cache: dict[str, str] = {}
         self._current: dict[str, tuple[str, AESGCM]] = {}  # surrogate -> encrypting key
         self._keys: dict[str, tuple[str, AESGCM]] = {}  # key_id -> (surrogate, aead)
+        # key_id -> (derive function, plaintext digest, derived value): see decrypt_phi_as.
+        self._derived: dict[str, tuple[Any, bytes, Any]] = {}
         self._erasure_seq = self._read_erasure_seq()
         self._checked_at = time.monotonic()
         # Not fatal on file systems without POSIX permissions.
@@ -285,12 +300,17 @@ class PatientKeyStore:
                 self._mrn_cache.clear()
                 self._current.clear()
                 self._keys.clear()
+                self._derived.clear()
 
     def _trim_caches(self) -> None:
         for cache in (self._mrn_cache, self._current, self._keys):
             if len(cache) > _CACHE_LIMIT:
                 for key in list(cache)[: _CACHE_LIMIT // 2]:
                     cache.pop(key, None)
+                    if cache is self._keys:
+                        self._derived.pop(key, None)  # goes with its key
+        if len(self._derived) > _CACHE_LIMIT:
+            self._derived.clear()
 
     def close(self) -> None:
         with self._lock:
@@ -485,6 +505,32 @@ class PatientKeyStore:
     def decrypt_phi(self, surrogate_id: str, key_id: str, ciphertext_b64: str) -> dict[str, Any]:
         """Decrypt PHI from a raw flow event. Raises KeyDestroyed after an erasure, UnknownKey
         for a key this site never issued, KeyStoreError for a tampered or misplaced ciphertext."""
+        result: dict[str, Any] = json_loads(self._decrypt(surrogate_id, key_id, ciphertext_b64))
+        return result
+
+    def decrypt_phi_as(
+        self,
+        surrogate_id: str,
+        key_id: str,
+        ciphertext_b64: str,
+        derive: Callable[[dict[str, Any]], T],
+    ) -> T:
+        """`derive(decrypt_phi(...))`, with the last derived value of each data key kept in
+        memory: the ciphertext is always decrypted and authenticated (same errors as
+        decrypt_phi), and when its plaintext has the same digest as last time for this key the
+        cached value is returned without parsing the PHI again. The cache entry goes with the
+        key's (erasure, refresh after another process's erasure, trimming)."""
+        plaintext = self._decrypt(surrogate_id, key_id, ciphertext_b64)
+        digest = hashlib.blake2b(plaintext, digest_size=16).digest()
+        cached = self._derived.get(key_id)
+        if cached is not None and cached[0] is derive and cached[1] == digest:
+            value: T = cached[2]
+            return value
+        value = derive(json_loads(plaintext))
+        self._derived[key_id] = (derive, digest, value)
+        return value
+
+    def _decrypt(self, surrogate_id: str, key_id: str, ciphertext_b64: str) -> bytes:
         aead = self._decrypting_key(surrogate_id, key_id)
         try:
             blob = base64.b64decode(ciphertext_b64, validate=True)
@@ -493,13 +539,12 @@ class PatientKeyStore:
         if len(blob) < 1 + _NONCE + 16 or blob[:1] != _PHI_FORMAT:
             raise KeyStoreError("unknown ciphertext format")
         try:
-            plaintext = aead.decrypt(
+            plaintext: bytes = aead.decrypt(
                 blob[1 : 1 + _NONCE], blob[1 + _NONCE :], _aad_phi(surrogate_id, key_id)
             )
         except InvalidTag:
             raise KeyStoreError("ciphertext does not authenticate for this patient") from None
-        result: dict[str, Any] = json_loads(plaintext)
-        return result
+        return plaintext
 
     def decrypt_patient(self, surrogate_id: str, key_id: str, ciphertext_b64: str) -> PatientPHI:
         return PatientPHI.from_dict(self.decrypt_phi(surrogate_id, key_id, ciphertext_b64))
@@ -563,6 +608,7 @@ class PatientKeyStore:
             self._current.pop(surrogate_id, None)
             for k in key_ids:
                 self._keys.pop(k, None)
+                self._derived.pop(k, None)
             for mrn, s in list(self._mrn_cache.items()):
                 if s == surrogate_id:
                     del self._mrn_cache[mrn]

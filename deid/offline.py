@@ -62,8 +62,8 @@ def run_transform(args: argparse.Namespace) -> int:
         ks = store
 
         def lookup_fn(event: RawFlowEvent) -> Demographics:
-            return demographics(
-                ks.decrypt_phi(event.surrogate_id, event.key_id, event.phi_ciphertext)
+            return ks.decrypt_phi_as(
+                event.surrogate_id, event.key_id, event.phi_ciphertext, demographics
             )
 
         lookup = lookup_fn

@@ -421,8 +421,8 @@ class DeidWorker:
             return None
 
         def lookup(event: RawFlowEvent) -> Demographics:
-            return demographics(
-                store.decrypt_phi(event.surrogate_id, event.key_id, event.phi_ciphertext)
+            return store.decrypt_phi_as(
+                event.surrogate_id, event.key_id, event.phi_ciphertext, demographics
             )
 
         return lookup

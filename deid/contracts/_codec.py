@@ -303,15 +303,32 @@ def _compile_decoder(cls: type[Any]) -> Callable[[Any, str], dict[str, Any]]:
     """Generate a straight-line decoder for `cls` (what dataclasses do for __init__): the
     stream worker decodes every raw record, and a loop of per-field calls costs several times
     more. Scalars and enums are checked inline; other types call their decoder."""
+    decoder: Callable[[Any, str], dict[str, Any]] = _generate(cls, construct=False)
+    return decoder
+
+
+def _generate(cls: type[Any], *, construct: bool) -> Callable[[Any, str], Any]:
+    """The decoder of `cls`'s fields. With `construct` it also does what the dataclass's own
+    __init__ does (default or default factory of a missing field, object.__setattr__ of each
+    field, __post_init__) and returns the instance; otherwise it returns the decoded keyword
+    arguments. Both come from the same field specs, checks and messages."""
     env: dict[str, Any] = {"DecodeError": DecodeError, "MISSING": _MISSING}
     lines = [
         "def decode(data, path):",
         "    if type(data) is not dict:",
         "        raise DecodeError((path or 'record') + ': expected an object')",
         "    prefix = path + '.' if path else ''",
-        "    kw = {}",
         "    get = data.get",
     ]
+    if construct:
+        env.update(new=object.__new__, cls=cls, setattr_=object.__setattr__)
+        lines.append("    obj = new(cls)")
+    else:
+        lines.append("    kw = {}")
+
+    def store(name: str, expr: str) -> str:
+        return f"setattr_(obj, {name!r}, {expr})" if construct else f"kw[{name!r}] = {expr}"
+
     simple = {str: "a string", int: "an integer", bool: "true or false"}
     for n, spec in enumerate(field_specs(cls)):
         name = spec.name
@@ -322,18 +339,25 @@ def _compile_decoder(cls: type[Any]) -> Callable[[Any, str], dict[str, Any]]:
             lines.append(
                 f"        raise DecodeError(prefix + {name + ': required field missing'!r})"
             )
-            body_indent = "    "
+        elif construct:
+            lines.append("    if v is MISSING:")
+            if spec.default_factory is not None:
+                env[f"factory_{n}"] = spec.default_factory
+                lines.append(f"        {store(name, f'factory_{n}()')}")
+            else:
+                env[f"default_{n}"] = spec.default
+                lines.append(f"        {store(name, f'default_{n}')}")
+            lines.append("    else:")
         else:
             lines.append("    if v is not MISSING:")
-            body_indent = "        "
-        b = body_indent
+        b = "    " if spec.required else "        "
         none_ok = "v is not None and " if optional else ""
         if inner in simple:
             lines.append(f"{b}if {none_ok}type(v) is not {inner.__name__}:")
             lines.append(
                 f"{b}    raise DecodeError(prefix + {name + ': expected ' + simple[inner]!r})"
             )
-            lines.append(f"{b}kw[{name!r}] = v")
+            lines.append(f"{b}{store(name, 'v')}")
         elif isinstance(inner, type) and issubclass(inner, enum.Enum):
             env[f"members_{n}"] = {m.value: m for m in inner}
             msg = f"{name}: not one of the {inner.__name__} values"
@@ -341,14 +365,14 @@ def _compile_decoder(cls: type[Any]) -> Callable[[Any, str], dict[str, Any]]:
             cond = "e is None and v is not None" if optional else "e is None"
             lines.append(f"{b}if {cond}:")
             lines.append(f"{b}    raise DecodeError(prefix + {msg!r})")
-            lines.append(f"{b}kw[{name!r}] = e")
+            lines.append(f"{b}{store(name, 'e')}")
         elif inner is datetime:
             # Inlined parse_utc: three timestamps in every flow event.
             env["fromiso"] = datetime.fromisoformat
             env["UTC"] = UTC
             if optional:
                 lines.append(f"{b}if v is None:")
-                lines.append(f"{b}    kw[{name!r}] = None")
+                lines.append(f"{b}    {store(name, 'None')}")
                 lines.append(f"{b}else:")
                 b += "    "
             wrong = f"{name}: expected an ISO-8601 timestamp string"
@@ -365,23 +389,92 @@ def _compile_decoder(cls: type[Any]) -> Callable[[Any, str], dict[str, Any]]:
                 f"{b}    raise DecodeError(prefix + {naive!r})",
                 f"{b}if t.tzinfo is not UTC:",
                 f"{b}    t = t.astimezone(UTC)",
-                f"{b}kw[{name!r}] = t",
+                f"{b}{store(name, 't')}",
             ]
         else:
             env[f"dec_{n}"] = spec.decode
-            lines.append(f"{b}kw[{name!r}] = dec_{n}(v, prefix + {name!r})")
-    lines.append("    return kw")
+            lines.append(f"{b}{store(name, f'dec_{n}(v, prefix + {name!r})')}")
+    if construct:
+        post_init = getattr(cls, "__post_init__", None)
+        if post_init is not None:
+            env["post_init"] = post_init
+            lines.append("    post_init(obj)")
+        lines.append("    return obj")
+    else:
+        lines.append("    return kw")
     exec("\n".join(lines), env)  # noqa: S102 (generated from type hints)  # nosec B102
-    decoder: Callable[[Any, str], dict[str, Any]] = env["decode"]
+    decoder: Callable[[Any, str], Any] = env["decode"]
     return decoder
 
 
+def build(cls: type[Any], data: Mapping[str, Any], path: str) -> Any:
+    """Decode `data` into an instance of the dataclass `cls`, as `cls(**decode_fields(cls,
+    data, path))` would, in one generated function per class with no keyword dictionary in
+    between (the stream worker builds every raw record it reads this way)."""
+    builder: Callable[[Any, str], Any] | None = cls.__dict__.get("_builder_cache")
+    if builder is None:
+        builder = _generate(cls, construct=True)
+        type.__setattr__(cls, "_builder_cache", builder)
+    return builder(data, path)
+
+
 def encode_fields(obj: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for spec in field_specs(type(obj)):
-        value = getattr(obj, spec.name)
-        out[spec.name] = value if spec.encode is None else spec.encode(value)
-    return out
+    """The JSON form of a contract dataclass's fields (no record_type/schema_version)."""
+    return encoder_of(type(obj), header=False)(obj)
+
+
+def encoder_of(cls: type[Any], *, header: bool) -> Callable[[Any], dict[str, Any]]:
+    """The generated encoder of `cls` (with `record_type` and `schema_version` first when
+    `header`), compiled once per class."""
+    attr = "_encoder_cache_h" if header else "_encoder_cache"
+    encoder: Callable[[Any], dict[str, Any]] | None = cls.__dict__.get(attr)
+    if encoder is None:
+        encoder = _compile_encoder(cls, header=header)
+        type.__setattr__(cls, attr, encoder)
+    return encoder
+
+
+def _compile_encoder(cls: type[Any], *, header: bool) -> Callable[[Any], dict[str, Any]]:
+    """One dict display per class instead of a loop over the field specs: the identity
+    worker and the site agent encode every record. Timestamps are written inline as
+    format_utc does (UTC, 'Z'); other non-JSON types call their spec's encoder."""
+    env: dict[str, Any] = {"UTC": UTC, "fmt": format_utc}
+    items: list[str] = []
+    pre: list[str] = []
+    if header:
+        env["record_type"] = cls.record_type
+        env["schema_version"] = cls.schema_version
+        items += ["'record_type': record_type", "'schema_version': schema_version"]
+    for n, spec in enumerate(field_specs(cls)):
+        name = spec.name
+        inner, optional = _unwrap_optional(spec.type)
+        if spec.encode is None:
+            items.append(f"{name!r}: o.{name}")
+        elif inner is datetime:
+            # format_utc inline for UTC values (what the decoder yields); anything else
+            # (another offset, naive) goes through format_utc itself.
+            pre.append(f"    t = o.{name}")
+            if optional:
+                pre.append("    if t is not None:")
+                ind = "        "
+            else:
+                ind = "    "
+            pre += [
+                f"{ind}if t.tzinfo is UTC:",
+                f"{ind}    t = t.isoformat().replace('+00:00', 'Z')",
+                f"{ind}else:",
+                f"{ind}    t = fmt(t)",
+                f"    v_{n} = t",
+            ]
+            items.append(f"{name!r}: v_{n}")
+        else:
+            env[f"enc_{n}"] = spec.encode
+            items.append(f"{name!r}: enc_{n}(o.{name})")
+    body = ", ".join(items)
+    lines = ["def encode(o):", *pre, f"    return {{{body}}}"]
+    exec("\n".join(lines), env)  # noqa: S102 (generated from type hints)  # nosec B102
+    encoder: Callable[[Any], dict[str, Any]] = env["encode"]
+    return encoder
 
 
 class WireObject:
@@ -394,4 +487,5 @@ class WireObject:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, path: str = "") -> typing.Self:
-        return cls(**decode_fields(cls, data, path))
+        result: typing.Self = build(cls, data, path)
+        return result

@@ -10,6 +10,8 @@ only three things are derived: the age band, administrative sex and ZIP3.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -18,8 +20,8 @@ from deid.contracts.raw import PatientPHI, PlainFlowEvent, RawFlowEvent
 from deid.contracts.regional import FlowRecord
 from deid.contracts.vocabulary import Audience, DateGranularity, FlowEventType, Sex
 from deid.policy import AGE_TOP_CODE, AudienceRule
-from deid.transforms.census import derived_event_id
-from deid.transforms.generalise import age_at, generalise_timestamp
+from deid.transforms.census import _NAMESPACE_BYTES, _VARIANT
+from deid.transforms.generalise import generalise_timestamp
 from deid.zip3 import zip3 as zip3_of
 
 _SEXES = {s.value: s for s in Sex}
@@ -69,13 +71,22 @@ class EventFacts(NamedTuple):
     age: int | None
     wait: int | None
     born_that_day: bool
+    id_seed: bytes = b""  # the namespace and source event id that derived event ids hash
 
 
 def event_facts(raw: RawFlowEvent | PlainFlowEvent, demo: Demographics) -> EventFacts:
     occurred_at = raw.occurred_at
     event_day = occurred_at.date()
     birth = demo.birth_date
-    age = age_at(birth, event_day) if birth is not None else None
+    age = None
+    if birth is not None:
+        age = (
+            event_day.year
+            - birth.year
+            - ((event_day.month, event_day.day) < (birth.month, birth.day))
+        )
+        if age < 0:
+            age = None
     wait = None
     dta = raw.decision_to_admit_at
     if dta is not None and raw.event_type in _WAIT_EVENTS:
@@ -84,9 +95,10 @@ def event_facts(raw: RawFlowEvent | PlainFlowEvent, demo: Demographics) -> Event
     return EventFacts(
         occurred_at.isoformat(),
         event_day,
-        age if age is None or age >= 0 else None,
+        age,
         wait,
         birth is not None and birth == event_day,
+        _NAMESPACE_BYTES + raw.event_id.encode(),
     )
 
 
@@ -127,7 +139,7 @@ def flow_base(
     window_id: str,
 ) -> dict[str, Any]:
     """The fields every audience's record of this event shares (in FlowRecord key order);
-    `for_audience` copies it and applies one rule."""
+    `audience_records` copies it and applies one rule."""
     return {
         "record_type": FlowRecord.record_type,
         "schema_version": FlowRecord.schema_version,
@@ -157,6 +169,68 @@ def flow_base(
     }
 
 
+def audience_records(
+    bases: Sequence[dict[str, Any]],
+    events: Sequence[RawFlowEvent | PlainFlowEvent],
+    facts: Sequence[EventFacts],
+    rule: AudienceRule,
+    audience: Audience,
+) -> list[dict[str, Any]]:
+    """One FlowRecord (as its to_dict() form) per event for `audience`, before k-anonymity.
+    Everything that depends only on the rule is worked out once, outside the loop: this runs
+    for every record the worker releases."""
+    nulls, bands = _plan(rule)
+    null_map = dict.fromkeys(nulls)
+    fields = rule.fields
+    want_occurred = "occurred" in fields
+    want_age = "age_band" in fields
+    top_band = f"{AGE_TOP_CODE}+"
+    granularity = rule.date_granularity
+    newborn_coarsens = granularity in (DateGranularity.DAY, DateGranularity.WEEK)
+    month = DateGranularity.MONTH
+    # The same text derived_event_id hashes after the source event id.
+    suffix = f"|{audience}|{bases[0]['policy_version'] if bases else None}".encode()
+    sha1 = hashlib.sha1
+    variant = _VARIANT
+    week_labels: dict[tuple[DateGranularity, date], str] = {}
+    out: list[dict[str, Any]] = []
+    append = out.append
+    for base, raw, f in zip(bases, events, facts, strict=True):
+        record = base.copy()
+        if null_map:
+            record.update(null_map)
+        generalised: list[str] = []
+        g = granularity
+        if newborn_coarsens and f.born_that_day:
+            # A newborn's admission day is their date of birth: never release a full date of
+            # birth (164.514(b)(2)(i)(C)), so this record keeps only the month.
+            g = month
+            generalised.append("occurred")
+        if want_occurred:
+            cut = _ISO_CUT.get(g)
+            if cut is not None:
+                record["occurred"] = f.iso[:cut]
+            elif g is DateGranularity.WEEK:
+                label = week_labels.get((g, f.event_day))
+                if label is None:
+                    label = generalise_timestamp(raw.occurred_at, g)
+                    week_labels[(g, f.event_day)] = label
+                record["occurred"] = label
+            else:
+                record["occurred"] = generalise_timestamp(raw.occurred_at, g)
+            record["date_granularity"] = g
+        age = f.age
+        if want_age and age is not None:
+            record["age_band"] = bands.get(age, top_band)
+        seed = f.id_seed or _NAMESPACE_BYTES + raw.event_id.encode()
+        h = sha1(seed + suffix, usedforsecurity=False).hexdigest()
+        record["event_id"] = f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant[h[16]]}{h[17:20]}-{h[20:32]}"
+        record["audience"] = audience
+        record["generalised"] = generalised
+        append(record)
+    return out
+
+
 def for_audience(
     base: dict[str, Any],
     raw: RawFlowEvent | PlainFlowEvent,
@@ -165,33 +239,7 @@ def for_audience(
     audience: Audience,
 ) -> dict[str, Any]:
     """One FlowRecord (as its to_dict() form) for `audience`, before k-anonymity."""
-    nulls, bands = _plan(rule)
-    fields = rule.fields
-    out = base.copy()
-    for name in nulls:
-        out[name] = None
-    granularity = rule.date_granularity
-    generalised: list[str] = []
-    if facts.born_that_day and granularity in (DateGranularity.DAY, DateGranularity.WEEK):
-        # A newborn's admission day is their date of birth: never release a full date of
-        # birth (164.514(b)(2)(i)(C)), so this record keeps only the month.
-        granularity = DateGranularity.MONTH
-        generalised.append("occurred")
-    if "occurred" in fields:
-        cut = _ISO_CUT.get(granularity)
-        out["occurred"] = (
-            facts.iso[:cut]
-            if cut is not None
-            else generalise_timestamp(raw.occurred_at, granularity)
-        )
-        out["date_granularity"] = granularity
-    age = facts.age
-    if age is not None and "age_band" in fields:
-        out["age_band"] = bands.get(age, f"{AGE_TOP_CODE}+")
-    out["event_id"] = derived_event_id(raw.event_id, audience, base["policy_version"])
-    out["audience"] = audience
-    out["generalised"] = generalised
-    return out
+    return audience_records([base], [raw], [facts], rule, audience)[0]
 
 
 def transform_flow(

@@ -14,6 +14,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress
+from operator import itemgetter
 from typing import Any
 
 from deid.policy import AGE_TOP_CODE, AudienceRule
@@ -56,7 +58,10 @@ class _Ladder:
     only when Datafly climbs to that level (most windows never generalise most attributes)."""
 
     def __init__(
-        self, qi: str, records: Sequence[dict[str, Any]], occurred_at: Sequence[datetime]
+        self,
+        qi: str,
+        records: Sequence[dict[str, Any]],
+        occurred_at: Sequence[datetime | str],
     ) -> None:
         self.qi = qi
         self.records = records
@@ -65,7 +70,7 @@ class _Ladder:
         if qi == "occurred":
             grans = {r["date_granularity"] for r in records if r["occurred"] is not None}
             self.depth = max((len(_OCCURRED_CUTS[g]) for g in grans), default=1)
-        self._levels: dict[int, list[Any]] = {0: [r[qi] for r in records]}
+        self._levels: dict[int, list[Any]] = {0: list(map(itemgetter(qi), records))}
 
     def __len__(self) -> int:
         return self.depth
@@ -82,7 +87,14 @@ class _Ladder:
         if level >= self.depth - 1:
             return [None] * n
         if self.qi == "age_band":
-            return [wide_age_band(v) for v in self[0]]
+            wide: dict[Any, Any] = {}
+            out_bands: list[Any] = []
+            for v in self[0]:
+                w = wide.get(v, _UNSET)
+                if w is _UNSET:
+                    w = wide[v] = wide_age_band(v)
+                out_bands.append(w)
+            return out_bands
         # occurred, level >= 1 (other attributes have only "as is" and "withheld")
         out: list[Any] = []
         for r, t in zip(self.records, self.occurred_at, strict=True):
@@ -91,8 +103,13 @@ class _Ladder:
                 continue
             ladder = _OCCURRED_CUTS[r["date_granularity"]]
             cut = ladder[min(level, len(ladder) - 1)]
-            out.append(None if cut is None else t.isoformat()[:cut])
+            # The event time's isoformat() (the caller may pass it already formatted).
+            iso = t if isinstance(t, str) else t.isoformat()
+            out.append(None if cut is None else iso[:cut])
         return out
+
+
+_UNSET = object()
 
 
 # The ladder of an event time above its policy granularity, as isoformat() prefixes
@@ -109,14 +126,15 @@ _OCCURRED_CUTS: dict[str, tuple[int | None, ...]] = {
 
 def enforce_k(
     records: Sequence[dict[str, Any]],
-    occurred_at: Sequence[datetime],
+    occurred_at: Sequence[datetime | str],
     rule: AudienceRule,
     *,
     target: float = DATAFLY_TARGET,
 ) -> KResult:
     """Make `records` (FlowRecord dicts of one audience and window) k-anonymous over the rule's
     quasi-identifiers; generalised values are written into the dicts. Returns which records to
-    keep and which are suppressed."""
+    keep and which are suppressed. `occurred_at` holds each record's event time, as a UTC
+    datetime or its isoformat() text."""
     n = len(records)
     qis = rule.quasi_identifiers
     k = rule.k
@@ -127,14 +145,22 @@ def enforce_k(
     ladders = {q: _Ladder(q, records, occurred_at) for q in qis}
     levels = dict.fromkeys(qis, 0)
     allowed_small = int(n * min(target, rule.max_suppression))
+    distinct: dict[tuple[str, int], int] = {}
 
     def keys() -> list[tuple[Any, ...]]:
         columns = [ladders[q][levels[q]] for q in qis]
         return list(zip(*columns, strict=True))
 
+    def n_distinct(q: str) -> int:
+        at = (q, levels[q])
+        count = distinct.get(at)
+        if count is None:
+            count = distinct[at] = len(set(ladders[q][levels[q]]))
+        return count
+
     current = keys()
+    counts = Counter(current)
     while True:
-        counts = Counter(current)
         small = sum(c for c in counts.values() if c < k)
         if small <= allowed_small:
             break
@@ -142,10 +168,10 @@ def enforce_k(
         if not candidates:
             break
         # Datafly: generalise the attribute with the most distinct values first.
-        best = max(candidates, key=lambda q: (len(set(ladders[q][levels[q]])), q))
+        best = max(candidates, key=lambda q: (n_distinct(q), q))
         levels[best] += 1
         current = keys()
-    counts = Counter(current)
+        counts = Counter(current)
     keep_mask = [counts[key] >= k for key in current]
     l_suppressed = 0
     if rule.l_diversity is not None:
@@ -158,20 +184,29 @@ def enforce_k(
             if keep_mask[i] and len(values[key]) < ell:
                 keep_mask[i] = False
                 l_suppressed += 1
+    labels: dict[Any, str | None] = {}
     for q in qis:
         level = levels[q]
         if level == 0:
             continue
         column = ladders[q][level]
-        for i, record in enumerate(records):
-            if record[q] != column[i]:
-                record[q] = column[i]
-                if q not in record["generalised"]:
-                    record["generalised"].append(q)
-                if q == "occurred":
-                    record["date_granularity"] = _granularity_label(column[i])
-    kept = [i for i in range(n) if keep_mask[i]]
-    suppressed = [i for i in range(n) if not keep_mask[i]]
+        is_occurred = q == "occurred"
+        for record, value in zip(records, column, strict=True):
+            if record[q] != value:
+                record[q] = value
+                generalised = record["generalised"]
+                if q not in generalised:
+                    generalised.append(q)
+                if is_occurred:
+                    label = labels.get(value, _UNSET)
+                    if label is _UNSET:
+                        label = labels[value] = _granularity_label(value)
+                    record["date_granularity"] = label
+    kept = list(compress(range(n), keep_mask))
+    if len(kept) == n:
+        suppressed: list[int] = []
+    else:
+        suppressed = [i for i in range(n) if not keep_mask[i]]
     return KResult(kept=kept, suppressed=suppressed, levels=levels, l_suppressed=l_suppressed)
 
 

@@ -29,10 +29,10 @@ from deid.policy import Policy
 from deid.transforms.census import HEARTBEAT_ONLY_RULE, transform_census, transform_heartbeat
 from deid.transforms.flow import (
     Demographics,
+    audience_records,
     demographics,
     event_facts,
     flow_base,
-    for_audience,
 )
 from deid.transforms.kanon import enforce_k
 from deid.transforms.verify import verify_slice
@@ -176,18 +176,15 @@ def transform_window(
             continue
         usable.append((event, demo))
     result.processed = len(records) - len(result.rejected)
-    occurred = [e.occurred_at for e, _ in usable]
     facts = [event_facts(e, demo) for e, demo in usable]
+    occurred = [f.iso for f in facts]  # event times as isoformat() text, for k-anonymity
     bases = [
         flow_base(e, demo, f, policy_version=policy.version, produced_at=stamp, window_id=window_id)
         for (e, demo), f in zip(usable, facts, strict=True)
     ]
     events = [e for e, _ in usable]
     for audience, rule in flow_rules.items():
-        out = [
-            for_audience(b, e, f, rule, audience)
-            for b, e, f in zip(bases, events, facts, strict=True)
-        ]
+        out = audience_records(bases, events, facts, rule, audience)
         k = enforce_k(out, occurred, rule)
         result.suppressed_records += len(k.suppressed)
         kept = [out[i] for i in k.kept]

@@ -175,3 +175,36 @@ def test_master_key_from_environment(tmp_path: Path, master: str) -> None:
         MasterKeyRing.from_env({})
     with pytest.raises(KeyStoreError):
         MasterKeyRing.parse(base64.b64encode(b"short").decode())
+
+
+def test_derived_values_are_cached_per_key_but_every_ciphertext_is_decrypted(
+    store: PatientKeyStore, tmp_path: Path, master: str
+) -> None:
+    s = store.surrogate_for(PHI["mrn"])
+    calls: list[dict[str, Any]] = []
+
+    def derive(phi: dict[str, Any]) -> str:
+        calls.append(phi)
+        return str(phi.get("zip"))
+
+    first = store.encrypt_phi(s, PHI)
+    again = store.encrypt_phi(s, PHI)
+    assert store.decrypt_phi_as(s, *first, derive) == "02139"
+    assert store.decrypt_phi_as(s, *again, derive) == "02139"
+    assert len(calls) == 1  # same plaintext: derived once
+    moved = store.encrypt_phi(s, {**PHI, "zip": "10001"})
+    assert store.decrypt_phi_as(s, *moved, derive) == "10001"  # changed PHI: derived again
+    assert len(calls) == 2
+    # A tampered ciphertext is refused even though its key has a cached value.
+    flipped = bytearray(base64.b64decode(moved[1]))
+    flipped[-1] ^= 1
+    with pytest.raises(KeyStoreError):
+        store.decrypt_phi_as(s, moved[0], base64.b64encode(bytes(flipped)).decode(), derive)
+    # Erasure by another process: the cached value is unreachable and dropped with the key.
+    other_process = PatientKeyStore(tmp_path / "keys.sqlite", master)
+    other_process.erase(s)
+    store.refresh()
+    assert moved[0] not in store._derived
+    with pytest.raises(KeyDestroyed):
+        store.decrypt_phi_as(s, *moved, derive)
+    assert len(calls) == 2

@@ -372,3 +372,13 @@ def test_small_window_is_held_not_released(synthetic: SyntheticSite, policy: Pol
     assert {h.audience for h in result.held} == {a.value for a in Audience}
     assert all("k-anonymity" in h.reasons[0] for h in result.held)
     assert result.released == []
+
+
+def test_k_anonymity_takes_event_times_as_datetimes_or_their_isoformat(policy: Policy) -> None:
+    rule = policy.rules_for("flow")[Audience.PEER_HOSPITALS]
+    records, times = _flows(policy, 300)
+    copies = [{**r, "generalised": list(r["generalised"])} for r in records]
+    by_datetime = enforce_k(records, times, rule)
+    by_text = enforce_k(copies, [t.isoformat() for t in times], rule)
+    assert by_datetime == by_text
+    assert records == copies
