@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.string import BytesBinaryDumper
 
 from governance import erasure
 from hub.census.ingest import CENSUS_COLUMNS, COUNT_FIELDS, FLOW_COLUMNS, IngestBatch
@@ -151,6 +152,9 @@ _FLOW_TYPES = [_WIRE_TYPES.get(c, "text") for c in FLOW_COLUMNS]
 def _copy(
     cursor: psycopg.Cursor[Any], table: str, columns: str, types: list[str], rows: Sequence[Row]
 ) -> None:
+    # psycopg's default binary dumper for bytea also unwraps DB-API Binary objects, in Python;
+    # the plain one is C.
+    cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
     with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(types)
         write = copy.write_row
