@@ -233,30 +233,74 @@ def _forecast(value: Any) -> bytes:
         raise _NotClean from None
 
 
-def _census_row(
-    r: dict[str, Any],
-    ctx: _Context,
-) -> tuple[Any, ...]:
-    event_id, produced_at, policy, audience, source_event_id = _common(r, CENSUS_TYPE)
-    unit_code = _opt_str(r.get("unit_code"))
-    unit_type = _opt_enum(r.get("unit_type"), _UNIT_TYPES)
+# One C call fetches every field of a record (the canonical JSON always carries them all; a
+# record without one of them takes the reference path, which applies the defaults).
+_census_fields = itemgetter(
+    "schema_version",
+    "event_id",
+    "policy_version",
+    "audience",
+    "source_event_id",
+    "produced_at",
+    "unit_code",
+    "unit_type",
+    "as_of",
+    "stale",
+    "source",
+    "last_message_at",
+    "forecast",
+    "suppressed",
+    *COUNT_FIELDS,
+)
+
+
+def _census_row(r: dict[str, Any], ctx: _Context) -> tuple[Any, ...]:
     try:
-        counts = _counts(r)
+        fields = _census_fields(r)
     except KeyError:
         raise _NotClean from None
+    (
+        version,
+        event_id,
+        policy,
+        audience,
+        source_event_id,
+        produced,
+        unit_code,
+        unit_type,
+        as_of,
+        stale,
+        source,
+        last_message_at,
+        forecast,
+        suppressed,
+    ) = fields[:14]
+    counts = fields[14:]
+    if (
+        type(version) is not int
+        or version != 1
+        or type(event_id) is not str
+        or not _UUID_RE.match(event_id)
+        or type(policy) is not int
+        or not 0 <= policy <= _MAX_INT
+        or type(audience) is not str
+        or audience not in _AUDIENCES
+        or type(source_event_id) is not str
+        or (stale is not None and type(stale) is not bool)
+    ):
+        raise _NotClean
     for value in counts:
         if value is not None and (type(value) is not int or not 0 <= value <= _MAX_COUNT):
             raise _NotClean
-    stale = r.get("stale")
-    if stale is not None and type(stale) is not bool:
-        raise _NotClean
-    as_of = r.get("as_of")
+    unit_code = _opt_str(unit_code)
+    unit_type = _opt_enum(unit_type, _UNIT_TYPES)
+    produced_at = _produced_at(produced)
     observed = _observed(as_of, produced_at, ctx.latest)
-    ctx.entry, unit_id = _unit(ctx.directory, ctx.entry, ctx.site_code, unit_code, unit_type)
-    forecast = r.get("forecast", [])
-    suppressed = r.get("suppressed", [])
+    unit_id = ctx.entry.units_by_code.get(unit_code) if unit_code else None
+    if unit_id is None:
+        ctx.entry, unit_id = _unit(ctx.directory, ctx.entry, ctx.site_code, unit_code, unit_type)
     return (
-        event_id,
+        _fromhex(event_id.replace("-", "")),
         observed,
         as_of or "",
         ctx.hospital_id,
@@ -268,8 +312,8 @@ def _census_row(
         policy,
         source_event_id,
         *counts,
-        _opt_str(r.get("source")),
-        _opt_str(r.get("last_message_at")),
+        _opt_str(source),
+        _opt_str(last_message_at),
         stale,
         EMPTY_JSONB if forecast == [] else _forecast(forecast),
         EMPTY_JSONB if suppressed == [] else _str_list(suppressed),
