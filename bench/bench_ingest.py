@@ -290,15 +290,15 @@ def plain_copy(run: str, rows: int) -> tuple[float, str, float | None]:
     with connection.cursor() as cursor:
         raw = cursor.cursor
         for fmt in ("text", "binary"):
-            data = bytearray()
+            received = bytearray()
             query = (
                 f"COPY (SELECT {cols} FROM census_censussnapshot "  # noqa: S608  # nosec B608
                 f"WHERE site_code LIKE {_literal(pattern)}) TO STDOUT (FORMAT {fmt})"
             )
             with raw.copy(query) as copy:
                 for chunk in copy:
-                    data += chunk
-            buffers[fmt] = bytes(data)
+                    received += chunk
+            buffers[fmt] = bytes(received)
         raw.execute(
             f"CREATE TABLE {table} (LIKE census_censussnapshot "
             "INCLUDING DEFAULTS INCLUDING INDEXES)"
