@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue
 import sys
 import threading
 import time
@@ -217,13 +218,31 @@ def main() -> None:
         p.start()
     # The consumers count what they stored; the parent stops them once every record is in
     # (without querying the table meanwhile: that would compete with them).
+    # A replay after a rebalance inserts nothing new, so the table is counted too, rarely.
     deadline = time.monotonic() + 900
+    counted_at = time.monotonic()
     while time.monotonic() < deadline and progress.value < args.records:
         time.sleep(0.2)
+        if time.monotonic() - counted_at > 5:
+            counted_at = time.monotonic()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM census_censussnapshot WHERE site_code LIKE %s",
+                    [f"BENCH-{run}-%"],
+                )
+                if cursor.fetchone()[0] >= args.records:
+                    break
     stop.set()
-    results = [out.get(timeout=120) for _ in procs]
+    results = []
+    for _ in procs:
+        try:
+            results.append(out.get(timeout=120))
+        except queue.Empty:
+            break
     for p in procs:
-        p.join()
+        p.join(10)
+    if len(results) < len(procs):
+        print(f"WARNING: {len(procs) - len(results)} consumer(s) failed; figures incomplete")
     stored = sum(r[0] for r in results)
     rejected = sum(r[1] for r in results)
     first = min(r[2] for r in results if r[2])

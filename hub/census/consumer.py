@@ -27,6 +27,15 @@ from hub.census.services import IngestCounts, census_ingest_batch, partitions_en
 
 log = logging.getLogger(__name__)
 
+# Commit errors that mean the group moved on (a rebalance during the batch), not a failure.
+_LOST_GENERATION = frozenset(
+    {
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.UNKNOWN_MEMBER_ID,
+    }
+)
+
 
 @dataclass
 class ConsumerStats:
@@ -276,7 +285,15 @@ class RegionalConsumer:
             if offset >= highest.get(tp, -1):
                 highest[tp] = offset
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
-        self.consumer.commit(offsets=offsets, asynchronous=False)
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _LOST_GENERATION:
+                raise
+            # A rebalance moved partitions while this batch was being stored: the batch is in
+            # the database, the offsets stay where they were, and whoever holds the partitions
+            # now replays it, which stores nothing twice. The member carries on.
+            log.warning("offsets not committed (%s): the batch will be replayed", exc)
 
     def _maybe_ensure_partitions(self) -> None:
         now = time.monotonic()
