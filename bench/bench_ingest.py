@@ -266,7 +266,8 @@ def main() -> None:
         raw.execute("DELETE FROM census_censussnapshot WHERE site_code LIKE %s", [f"BENCH-{run}-%"])
     Hospital.objects.filter(region=region).delete()
     Region.objects.filter(pk=region.pk).delete()
-    AdminClient({"bootstrap.servers": bootstrap}).delete_topics([topic])
+    # The request is asynchronous: wait for it, or the process may exit before it is sent.
+    AdminClient({"bootstrap.servers": bootstrap}).delete_topics([topic])[topic].result(30)
 
     print("")
     print(f"records stored          {stored:>12,}   (rejected {rejected})")
