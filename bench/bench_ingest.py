@@ -267,7 +267,7 @@ def main() -> None:
     Hospital.objects.filter(region=region).delete()
     Region.objects.filter(pk=region.pk).delete()
     # The request is asynchronous: wait for it, or the process may exit before it is sent.
-    AdminClient({"bootstrap.servers": bootstrap}).delete_topics([topic])[topic].result(30)
+    admin.delete_topics([topic])[topic].result(30)
 
     print("")
     print(f"records stored          {stored:>12,}   (rejected {rejected})")
