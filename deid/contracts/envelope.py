@@ -40,6 +40,11 @@ from deid.contracts.regional import (
 )
 from deid.signing import KeyFormatError, PublicKeys, key_id_for, public_keys_by_id
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; canonical_json is the spec
+    orjson = None  # type: ignore[assignment]
+
 ENVELOPE_VERSION = 1
 ENVELOPE_RECORD_TYPE = "regional.envelope"
 SIGNING_DOMAIN = b"regional-twin-hub/envelope/v1\n"
@@ -60,8 +65,28 @@ class VerifiedEnvelope:
     records: list[RegionalRecord]
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedRawEnvelope:
+    """An envelope whose signature and record hashes are verified, with its records still as
+    the JSON objects they arrived as: authentic, but NOT decoded or validated."""
+
+    site_code: str
+    policy_version: int | None
+    batch_id: str
+    key_id: str
+    created_at: datetime
+    records: list[dict[str, Any]]
+
+
 def record_hash(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical_bytes(obj: Any) -> bytes:
+    """canonical_json(obj).encode(), without the str round trip when orjson is there."""
+    if orjson is not None:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    return canonical_json(obj).encode()
 
 
 def _signed_bytes(header: dict[str, Any], hashes: Sequence[str]) -> bytes:
@@ -127,6 +152,90 @@ def open_envelope(
 ) -> VerifiedEnvelope:
     """Verify and decode an envelope. `public_keys` is the site's key, or several (rotation);
     `site_code`, if given, must match the envelope's. Raises EnvelopeError."""
+    env, header = _verified_parts(data, public_keys, site_code)
+    site = header["site_code"]
+    out: list[RegionalRecord] = []
+    for n, (raw, expected) in enumerate(zip(env["records"], env["record_hashes"], strict=True)):
+        if record_hash(canonical_json(raw)) != expected:
+            raise EnvelopeError(f"record {n}: hash mismatch")
+        try:
+            record = record_from_dict(raw)
+        except DecodeError as exc:
+            raise EnvelopeError(f"record {n}: {exc}") from None
+        if not isinstance(record, CensusRecord | FlowRecord | HeartbeatRecord):
+            raise EnvelopeError(f"record {n}: not a regional record type")
+        if record.site_code != site:
+            raise EnvelopeError(f"record {n}: site_code differs from the envelope's")
+        if (
+            not isinstance(record, HeartbeatRecord)
+            and record.policy_version != header["policy_version"]
+        ):
+            raise EnvelopeError(f"record {n}: policy_version differs from the envelope's")
+        out.append(record)
+    created_at, policy_version = _header_values(header)
+    return VerifiedEnvelope(
+        site_code=site,
+        policy_version=policy_version,
+        batch_id=header["batch_id"],
+        key_id=header["key_id"],
+        created_at=created_at,
+        records=out,
+    )
+
+
+def open_envelope_raw(
+    data: bytes | str, public_keys: PublicKeys, *, site_code: str | None = None
+) -> VerifiedRawEnvelope:
+    """Verify an envelope like `open_envelope` (signature, each record's hash, the records'
+    site_code and policy_version against the envelope's), but return the records as the JSON
+    objects they arrived as instead of decoding them into dataclasses.
+
+    The hub's ingestion fast path: decoding every field into a dataclass cost more than the
+    rest of the ingestion. The records are authentic (hashed, signed) but NOT validated: the
+    caller must check every field itself, or decode with `record_from_dict`. Any envelope
+    this accepts, `open_envelope` verifies too; it may refuse records `open_envelope` would
+    refuse later (e.g. an unknown record type is left to the caller). Raises EnvelopeError."""
+    env, header = _verified_parts(data, public_keys, site_code)
+    site, policy = header["site_code"], header["policy_version"]
+    records: list[dict[str, Any]] = env["records"]
+    for n, (raw, expected) in enumerate(zip(records, env["record_hashes"], strict=True)):
+        if type(raw) is not dict:
+            raise EnvelopeError(f"record {n}: record: expected a JSON object")
+        if hashlib.sha256(_canonical_bytes(raw)).hexdigest() != expected:
+            raise EnvelopeError(f"record {n}: hash mismatch")
+        if raw.get("site_code") != site:
+            raise EnvelopeError(f"record {n}: site_code differs from the envelope's")
+        if raw.get("record_type") != HeartbeatRecord.record_type and (
+            type(raw.get("policy_version")) is not int or raw.get("policy_version") != policy
+        ):
+            raise EnvelopeError(f"record {n}: policy_version differs from the envelope's")
+    created_at, policy_version = _header_values(header)
+    return VerifiedRawEnvelope(
+        site_code=site,
+        policy_version=policy_version,
+        batch_id=header["batch_id"],
+        key_id=header["key_id"],
+        created_at=created_at,
+        records=records,
+    )
+
+
+def _header_values(header: dict[str, Any]) -> tuple[datetime, int | None]:
+    try:
+        created_at = parse_utc(header["created_at"], "created_at")
+    except DecodeError as exc:
+        raise EnvelopeError(str(exc)) from None
+    policy_version = header["policy_version"]
+    if policy_version is not None and type(policy_version) is not int:
+        raise EnvelopeError("policy_version must be an integer or null")
+    return created_at, policy_version
+
+
+def _verified_parts(
+    data: bytes | str, public_keys: PublicKeys, site_code: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Parse an envelope and check its shape, key and signature: (envelope, signed header).
+    The records' hashes are left to the caller."""
     try:
         env = json_loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -168,39 +277,7 @@ def open_envelope(
         key.verify(sig, _signed_bytes(header, [str(h) for h in hashes]))
     except (InvalidSignature, binascii.Error, ValueError):
         raise EnvelopeError("bad signature") from None
-    out: list[RegionalRecord] = []
-    for n, (raw, expected) in enumerate(zip(records, hashes, strict=True)):
-        if record_hash(canonical_json(raw)) != expected:
-            raise EnvelopeError(f"record {n}: hash mismatch")
-        try:
-            record = record_from_dict(raw)
-        except DecodeError as exc:
-            raise EnvelopeError(f"record {n}: {exc}") from None
-        if not isinstance(record, CensusRecord | FlowRecord | HeartbeatRecord):
-            raise EnvelopeError(f"record {n}: not a regional record type")
-        if record.site_code != site:
-            raise EnvelopeError(f"record {n}: site_code differs from the envelope's")
-        if (
-            not isinstance(record, HeartbeatRecord)
-            and record.policy_version != header["policy_version"]
-        ):
-            raise EnvelopeError(f"record {n}: policy_version differs from the envelope's")
-        out.append(record)
-    try:
-        created_at = parse_utc(header["created_at"], "created_at")
-    except DecodeError as exc:
-        raise EnvelopeError(str(exc)) from None
-    policy_version = header["policy_version"]
-    if policy_version is not None and type(policy_version) is not int:
-        raise EnvelopeError("policy_version must be an integer or null")
-    return VerifiedEnvelope(
-        site_code=site,
-        policy_version=policy_version,
-        batch_id=batch_id,
-        key_id=key_id,
-        created_at=created_at,
-        records=out,
-    )
+    return env, header
 
 
 def verify_envelope(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
+import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.string import BytesBinaryDumper
 
 from governance import erasure
 from hub.census.ingest import CENSUS_COLUMNS, COUNT_FIELDS, FLOW_COLUMNS, IngestBatch
@@ -89,6 +93,15 @@ WHERE EXCLUDED.produced_at > census_feedstate.produced_at
 
 _SURROGATE = FLOW_COLUMNS.index("surrogate_id")
 
+# Where the unit-state fields sit in a census row (CENSUS_COLUMNS order).
+_UNIT = CENSUS_COLUMNS.index("unit_id")
+_AUDIENCE = CENSUS_COLUMNS.index("audience")
+_OBSERVED = CENSUS_COLUMNS.index("observed_at")
+_PRODUCED = CENSUS_COLUMNS.index("produced_at")
+_EVENT = CENSUS_COLUMNS.index("event_id")
+
+Row = tuple[Any, ...]
+
 
 @dataclass(frozen=True)
 class IngestCounts:
@@ -113,35 +126,134 @@ def _drop_erased(rows: list[tuple[object, ...]]) -> tuple[list[tuple[object, ...
     return kept, len(rows) - len(kept)
 
 
+# Binary COPY: no text to format on this side or to parse on the server's. The uuid and
+# jsonb columns travel as bytes the rows already hold in those types' binary forms
+# (ingest.uuid_bytes, ingest.jsonb), hence "bytea" for psycopg: it sends them as they are.
+_WIRE_TYPES = {
+    "event_id": "bytea",
+    "observed_at": "timestamptz",
+    "produced_at": "timestamptz",
+    "received_at": "timestamptz",
+    "hospital_id": "int8",
+    "unit_id": "int8",
+    "policy_version": "int4",
+    "stale": "bool",
+    "acuity": "int2",
+    "wait_minutes": "int4",
+    "forecast": "bytea",
+    "suppressed": "bytea",
+    "generalised": "bytea",
+    **dict.fromkeys(COUNT_FIELDS, "int4"),
+}
+_SNAP_TYPES = [_WIRE_TYPES.get(c, "text") for c in CENSUS_COLUMNS]
+_FLOW_TYPES = [_WIRE_TYPES.get(c, "text") for c in FLOW_COLUMNS]
+
+
+def _copy(
+    cursor: psycopg.Cursor[Any], table: str, columns: str, types: list[str], rows: Sequence[Row]
+) -> None:
+    # psycopg's default binary dumper for bytea also unwraps DB-API Binary objects, in Python;
+    # the plain one is C.
+    cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
+        write = copy.write_row
+        for row in rows:
+            write(row)
+
+
+def _store_series(
+    cursor: psycopg.Cursor[Any],
+    table: str,
+    temp: str,
+    columns: str,
+    types: list[str],
+    insert: str,
+    rows: list[Row],
+) -> tuple[int, bool]:
+    """Store rows in a series: (how many were new, whether they went through ``temp``).
+
+    A batch is nearly always all new: it is COPYed straight into the partitioned table inside
+    a savepoint. Only when the primary key refuses a row (a replay after a crash, a producer
+    retry) is the COPY rolled back to the savepoint and the batch stored the careful way:
+    COPY into the temporary table, then INSERT ... ON CONFLICT DO NOTHING. Either way each
+    event id is stored once.
+    """
+    cursor.execute("SAVEPOINT census_copy")
+    try:
+        _copy(cursor, table, columns, types, rows)
+    except psycopg.errors.UniqueViolation:
+        cursor.execute("ROLLBACK TO SAVEPOINT census_copy")
+        cursor.execute("RELEASE SAVEPOINT census_copy")
+    else:
+        cursor.execute("RELEASE SAVEPOINT census_copy")
+        return len(rows), False
+    for statement in _TEMP_TABLES:
+        cursor.execute(statement)
+    _copy(cursor, temp, columns, types, rows)
+    cursor.execute(insert)
+    return max(cursor.rowcount, 0), True
+
+
+def newest_per_unit(rows: list[Row]) -> list[Row]:
+    """The newest census row per (unit, audience) of a batch by (observed_at, produced_at,
+    event_id), the order the unit-state upsert uses (the rows' event ids are uuid bytes, which
+    compare like PostgreSQL's uuid). One upserted row per unit per batch, not one per record."""
+    newest: dict[tuple[int, str], Row] = {}
+    for row in rows:
+        unit = row[_UNIT]
+        if unit is None:
+            continue
+        key = (unit, row[_AUDIENCE])
+        held = newest.get(key)
+        if held is None or (row[_OBSERVED], row[_PRODUCED], row[_EVENT]) > (
+            held[_OBSERVED],
+            held[_PRODUCED],
+            held[_EVENT],
+        ):
+            newest[key] = row
+    return list(newest.values())
+
+
 @transaction.atomic
 def census_ingest_batch(*, batch: IngestBatch) -> IngestCounts:
     """Store a batch of verified rows in one transaction; duplicates (same event_id) are
     skipped by the primary key, so replaying a batch after a crash changes nothing.
 
-    Rows are streamed with COPY into a temporary table and moved with one INSERT ... SELECT
-    ... ON CONFLICT DO NOTHING per series: COPY is the fastest way into PostgreSQL, and the
-    conflict clause is what makes redelivery harmless.
+    Rows go into the series with COPY (``_store_series``: straight into the partitioned
+    table, or through a temporary table and ``ON CONFLICT DO NOTHING`` when the batch holds a
+    replayed row); the unit states are upserted from the newest snapshot per unit of the
+    batch, only when newer than the stored one.
     """
     census_inserted = flow_inserted = 0
     flow_rows, erased = _drop_erased(batch.flow)
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor, for COPY
-        if batch.census or flow_rows:
-            for statement in _TEMP_TABLES:
-                raw.execute(statement)
         if batch.census:
-            with raw.copy(f"COPY census_snap_in ({_SNAP_COLS}) FROM STDIN") as copy:
-                for row in batch.census:
-                    copy.write_row(row)
-            raw.execute(_INSERT_SNAP)
-            census_inserted = max(raw.rowcount, 0)
+            census_inserted, staged = _store_series(
+                raw,
+                "census_censussnapshot",
+                "census_snap_in",
+                _SNAP_COLS,
+                _SNAP_TYPES,
+                _INSERT_SNAP,
+                batch.census,
+            )
+            if not staged:
+                # The state upsert reads census_snap_in: one row per unit is enough.
+                raw.execute(_TEMP_TABLES[0])
+                _copy(raw, "census_snap_in", _SNAP_COLS, _SNAP_TYPES, newest_per_unit(batch.census))
             raw.execute(_UPSERT_STATE)
         if flow_rows:
-            with raw.copy(f"COPY census_flow_in ({_FLOW_COLS}) FROM STDIN") as copy:
-                for row in flow_rows:
-                    copy.write_row(row)
-            raw.execute(_INSERT_FLOW)
-            flow_inserted = max(raw.rowcount, 0)
+            flow_inserted, _ = _store_series(
+                raw,
+                "census_flowevent",
+                "census_flow_in",
+                _FLOW_COLS,
+                _FLOW_TYPES,
+                _INSERT_FLOW,
+                flow_rows,
+            )
         if batch.heartbeats:
             now = timezone.now()
             # Newest first per (hospital, component): the WHERE clause keeps the newest anyway.

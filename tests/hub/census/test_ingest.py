@@ -72,6 +72,28 @@ def test_replaying_a_batch_stores_nothing_twice() -> None:
     assert FlowEvent.objects.filter(site_code=hospital.site_code).count() == 20
 
 
+def test_a_batch_mixing_stored_and_new_records_stores_each_once() -> None:
+    # The COPY straight into the series fails on the stored rows; the batch then goes
+    # through the temporary table and ON CONFLICT DO NOTHING, in the same transaction.
+    hospital, key, _ = enrolled_site()
+    old = [census(hospital.site_code, "W1") for _ in range(5)]
+    new = [census(hospital.site_code, "ICU", unit_type=UnitType.ADULT_ICU) for _ in range(3)]
+    ingest([seal(old, key, hospital.site_code)])
+    envelope = seal([*old, *new], key, hospital.site_code)
+    batch = IngestBatch()
+    for value in (envelope, envelope):  # a producer retry: the same message twice
+        envelope_into_batch(
+            value, directory=SiteDirectory(), batch=batch, received_at=timezone.now(), via="kafka"
+        )
+    counts = census_ingest_batch(batch=batch)
+    assert (counts.census_inserted, counts.duplicates) == (3, 13)
+    stored = CensusSnapshot.objects.filter(site_code=hospital.site_code)
+    assert sorted(str(e) for e in stored.values_list("event_id", flat=True)) == sorted(
+        r.event_id for r in [*old, *new]
+    )
+    assert UnitState.objects.filter(hospital=hospital).count() == 2
+
+
 def test_an_envelope_signed_by_another_key_is_refused() -> None:
     hospital, _, _ = enrolled_site()
     batch = ingest([seal([census(hospital.site_code)], generate_signing_key(), hospital.site_code)])
