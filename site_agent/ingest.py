@@ -184,6 +184,8 @@ class IngestWriter:
         self._last_heartbeat: datetime | None = None
         self._last_purge: datetime | None = None
         self._ack_ts = ""
+        self._iso_at: datetime | None = None
+        self._iso_text = ""
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -540,7 +542,7 @@ class IngestWriter:
         assert parsed is not None  # noqa: S101 - _parse ran for every Hl7Item
         header, ev, rej, _msg = parsed
         store = self.store
-        received = item.received_at.isoformat()
+        received = self._iso(item.received_at)
         self.stats.messages += 1
         # Frames that are not messages: store them, answer what can be answered.
         if item.kind is not FrameKind.MESSAGE:
@@ -661,6 +663,14 @@ class IngestWriter:
         self._outbox_buf.extend(rows)
         self.backlog += len(rows)
         self.stats.outbox_written += len(rows)
+
+    def _iso(self, at: datetime) -> str:
+        """``at.isoformat()``, remembered for the last datetime: the frames of one read share
+        their receipt time, so most messages of a batch reuse the text."""
+        if at is not self._iso_at:
+            self._iso_at = at
+            self._iso_text = at.isoformat()
+        return self._iso_text
 
     def _insert_message(self, **kw: Any) -> int:
         seq = self.store.insert_message(**kw)

@@ -143,7 +143,7 @@ _DRAFT_FIELDS = (
 
 def astuple_identity(ident: Identity) -> tuple[str, ...]:
     """Identity fields in declaration order (``Identity(*fields)`` rebuilds it)."""
-    return _identity_values(ident)  # type: ignore[no-any-return]
+    return _identity_values(ident)
 
 
 _IDENTITY_FIELDS = tuple(f.name for f in fields(Identity))
@@ -191,6 +191,8 @@ class Publisher:
         self.topic = raw_topic(site_code)
         self.key = record_key(site_code)
         self.forecaster = forecaster
+        self._created_at: datetime | None = None
+        self._created = ""
 
     def _row(self, record: Record, created_at: str) -> OutboxRecord:
         return (
@@ -206,7 +208,10 @@ class Publisher:
     def flow_rows(self, twin: Twin, flows: Sequence[Flow], now: datetime) -> list[OutboxRecord]:
         if not flows:
             return []
-        created = now.isoformat()
+        if now is not self._created_at:  # one batch, one ``now``: format it once
+            self._created_at = now
+            self._created = now.isoformat()
+        created = self._created
         out = []
         units = twin.units
         for f in flows:
