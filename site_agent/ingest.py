@@ -82,6 +82,8 @@ class Hl7Item:
     received_at: datetime
     reply: Reply | None = None
     channel: str = "mllp"
+    # The frame parsed while the writer was waiting for the rest of a batch (see ``submit``).
+    parsed: tuple[Any, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -163,6 +165,7 @@ class IngestWriter:
         self._unanswered = 0
         self._gather: asyncio.Future[None] | None = None
         self._gather_target = 0
+        self._stopping = False
         self._outbox_seq = 0  # highest outbox seq written so far
         # Called on the loop with the highest outbox seq known to be on disk (relay gating).
         self.on_durable: Callable[[int], None] | None = None
@@ -322,10 +325,12 @@ class IngestWriter:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._stopping = False
         self._syncer = _Syncer(self.store, loop, self._durable)
 
     async def stop(self) -> None:
         """Process everything submitted so far, write the state checkpoint, stop."""
+        self._stopping = True  # no more gathering: nobody is going to send
         self.submit(_Stop())
         while self._pending or self._busy:
             await asyncio.sleep(0.01)
@@ -351,12 +356,21 @@ class IngestWriter:
         if not self._busy and self._loop is not None:
             self._busy = True
             self._loop.create_task(self._cycle())
-        elif (
-            self._gather is not None
-            and len(self._pending) >= self._gather_target
-            and not self._gather.done()
-        ):
-            self._gather.set_result(None)
+        elif self._gather is not None and not self._gather.done():
+            if len(self._pending) >= self._gather_target:
+                self._gather.set_result(None)
+            else:
+                self._parse_early((item,))
+
+    def _parse_early(self, items: Sequence[Any]) -> None:
+        """While the loop would sit idle waiting for the rest of a batch, parse the frames
+        that are here. Parsing depends on nothing but the frame (not on the twin)."""
+        for item in items:
+            if type(item) is Hl7Item and item.parsed is None:
+                try:
+                    item.parsed = self._parse(item, self._now)
+                except Exception:  # the batch parses it again and decides what happens
+                    item.parsed = None
 
     def tick(self) -> None:
         self.submit(_Tick())
@@ -365,7 +379,7 @@ class IngestWriter:
         try:
             while self._pending:
                 target = self._expected()
-                if len(self._pending) < target:
+                if len(self._pending) < target and not self._stopping:
                     await self._wait_for(target)
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
@@ -391,6 +405,7 @@ class IngestWriter:
         loop = self._loop
         if loop is None:
             return
+        self._parse_early(self._pending)
         fut: asyncio.Future[None] = loop.create_future()
         self._gather = fut
         self._gather_target = target
@@ -432,7 +447,9 @@ class IngestWriter:
         store = self.store
         store.begin()
         try:
-            parsed = [self._parse(i, now) if isinstance(i, Hl7Item) else None for i in batch]
+            parsed = [
+                (i.parsed or self._parse(i, now)) if isinstance(i, Hl7Item) else None for i in batch
+            ]
             mono = time.monotonic()
             peers = self._peers
             for item, p in zip(batch, parsed, strict=True):

@@ -51,12 +51,16 @@ def test_the_next_batch_waits_for_every_sender_just_answered(
         replies: dict[str, asyncio.Future[Any]] = {}
         try:
             await _first_round(writer, replies)
-            writer.submit(_item("a", "a2", replies))
+            a2 = _item("a", "a2", replies)
+            writer.submit(a2)
             for _ in range(20):
                 await asyncio.sleep(0)
             assert writer.stats.batches == 1  # waiting for b and c, nothing committed yet
             assert not replies["a2"].done()
-            writer.submit(_item("b", "b2", replies))
+            assert a2.parsed is not None  # parsed while waiting
+            b2 = _item("b", "b2", replies)
+            writer.submit(b2)
+            assert b2.parsed is not None
             writer.submit(_item("c", "c2", replies))
             acks = await asyncio.gather(*(replies[c] for c in ("a2", "b2", "c2")))
             assert writer.stats.batches == 2
