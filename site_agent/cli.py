@@ -58,7 +58,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics = Metrics()
         metrics.serve(int(port))
 
+    from site_agent.eventloop import loop_factory
+
+    loop_name, new_loop = loop_factory(config.event_loop)
+
     async def main() -> int:
+        log.info("event loop: %s", loop_name)
         agent = Agent(config, metrics=metrics)
         await agent.start(relay=not args.no_relay)
         stop = asyncio.Event()
@@ -69,7 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         await agent.stop()
         return 0
 
-    return asyncio.run(main())
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        return runner.run(main())
 
 
 # --- feed ------------------------------------------------------------------------------------

@@ -161,6 +161,8 @@ class AgentConfig:
     expected_feeds: tuple[str, ...] = ()
     location_source: str = "hl7"
     bed_status_source: str = "hl7"
+    # The asyncio event loop: "auto" (uvloop if installed, else asyncio), "uvloop", "asyncio".
+    event_loop: str = "auto"
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     keystore_path: Path | None = None
     mllp: MllpConfig = field(default_factory=MllpConfig)
@@ -355,6 +357,9 @@ def parse_config(
     ):
         if value not in ("hl7", "fhir"):
             raise ConfigError(f"agent.{name} must be 'hl7' or 'fhir'")
+    event_loop = _get(agent, "event_loop", str, "auto", "agent")
+    if event_loop not in ("auto", "uvloop", "asyncio"):
+        raise ConfigError("agent.event_loop must be 'auto', 'uvloop' or 'asyncio'")
     fc = data.get("forecast", {})
     feeds = agent.get("expected_feeds", [])
     if not isinstance(feeds, list) or not all(isinstance(x, str) for x in feeds):
@@ -380,6 +385,7 @@ def parse_config(
         expected_feeds=tuple(feeds),
         location_source=location_source,
         bed_status_source=bed_status_source,
+        event_loop=event_loop,
         forecast=ForecastConfig(
             scenario=_get(fc, "scenario", str, "", "forecast"),
             interval_minutes=_get(fc, "interval_minutes", float, 15.0, "forecast"),

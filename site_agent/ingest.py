@@ -62,6 +62,15 @@ PURGE_EVERY = timedelta(hours=1)
 STATE_FLUSH_SECONDS = 2.0
 STATE_FLUSH_ROWS = 20_000
 INLINE_FSYNC = 0.002  # seconds: fsyncs faster than this (moving average) run in line
+# Group commit, gathering: MLLP senders wait for each ACK before sending the next message, so
+# right after a batch is answered its senders are about to send again. The next batch waits
+# (at most GATHER_WAIT, parsing what is there meanwhile) until every sender active in the
+# last ACTIVE_WINDOW that is not still waiting for an ACK has something queued, so that
+# fewer, larger batches share the COMMITs and fsyncs.
+# 0.3 ms: long enough for a sender that got its ACK a moment ago; 1 ms measured worse on a
+# machine where the senders wait for a core (the loop idles while they do).
+GATHER_WAIT = 0.0003  # seconds
+ACTIVE_WINDOW = 0.25  # seconds
 
 
 @dataclass(slots=True)
@@ -75,6 +84,8 @@ class Hl7Item:
     received_at: datetime
     reply: Reply | None = None
     channel: str = "mllp"
+    # The frame parsed while the writer was waiting for the rest of a batch (see ``submit``).
+    parsed: tuple[Any, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -150,6 +161,13 @@ class IngestWriter:
         self._busy = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._syncer: _Syncer | None = None
+        # Gathering (see GATHER_WAIT): MLLP peers -> monotonic time of their last message,
+        # replies handed to the syncer and not delivered yet, the wait in progress.
+        self._peers: dict[str, float] = {}
+        self._unanswered = 0
+        self._gather: asyncio.Future[None] | None = None
+        self._gather_target = 0
+        self._stopping = False
         self._outbox_seq = 0  # highest outbox seq written so far
         # Called on the loop with the highest outbox seq known to be on disk (relay gating).
         self.on_durable: Callable[[int], None] | None = None
@@ -171,6 +189,8 @@ class IngestWriter:
         self._last_heartbeat: datetime | None = None
         self._last_purge: datetime | None = None
         self._ack_ts = ""
+        self._iso_at: datetime | None = None
+        self._iso_text = ""
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -307,10 +327,12 @@ class IngestWriter:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._stopping = False
         self._syncer = _Syncer(self.store, loop, self._durable)
 
     async def stop(self) -> None:
         """Process everything submitted so far, write the state checkpoint, stop."""
+        self._stopping = True  # no more gathering: nobody is going to send
         self.submit(_Stop())
         while self._pending or self._busy:
             await asyncio.sleep(0.01)
@@ -319,6 +341,16 @@ class IngestWriter:
             await asyncio.sleep(0)  # run the last deliveries it scheduled
             self._syncer = None
         self._loop = None
+        st = self.stats
+        log.info(
+            "writer stopped: %d HL7 messages in %d batches (largest %d), %.1f s preparing, "
+            "%.1f s committing",
+            st.messages,
+            st.batches,
+            st.largest_batch,
+            st.prepare_seconds,
+            st.commit_seconds,
+        )
 
     def submit(self, item: Any) -> None:
         """Queue one item (on the loop thread)."""
@@ -326,6 +358,21 @@ class IngestWriter:
         if not self._busy and self._loop is not None:
             self._busy = True
             self._loop.create_task(self._cycle())
+        elif self._gather is not None and not self._gather.done():
+            if len(self._pending) >= self._gather_target:
+                self._gather.set_result(None)
+            else:
+                self._parse_early((item,))
+
+    def _parse_early(self, items: Sequence[Any]) -> None:
+        """While the loop would sit idle waiting for the rest of a batch, parse the frames
+        that are here. Parsing depends on nothing but the frame (not on the twin)."""
+        for item in items:
+            if type(item) is Hl7Item and item.parsed is None:
+                try:
+                    item.parsed = self._parse(item, self._now)
+                except Exception:  # the batch parses it again and decides what happens
+                    item.parsed = None
 
     def tick(self) -> None:
         self.submit(_Tick())
@@ -333,6 +380,9 @@ class IngestWriter:
     async def _cycle(self) -> None:
         try:
             while self._pending:
+                target = self._expected()
+                if len(self._pending) < target and not self._stopping:
+                    await self._wait_for(target)
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
                 self.process(batch)
@@ -340,6 +390,33 @@ class IngestWriter:
                 await asyncio.sleep(0)
         finally:
             self._busy = False
+
+    def _expected(self) -> int:
+        """How many items the next batch should wait for: the MLLP peers active lately that
+        are not waiting for an ACK (each is about to send), at most MAX_BATCH."""
+        peers = self._peers
+        if not peers:
+            return 0
+        horizon = time.monotonic() - ACTIVE_WINDOW
+        for peer in [p for p, t in peers.items() if t < horizon]:
+            del peers[peer]
+        return min(len(peers) - self._unanswered, MAX_BATCH)
+
+    async def _wait_for(self, target: int) -> None:
+        """Wait until ``target`` items are queued, or GATHER_WAIT has passed."""
+        loop = self._loop
+        if loop is None:
+            return
+        self._parse_early(self._pending)
+        fut: asyncio.Future[None] = loop.create_future()
+        self._gather = fut
+        self._gather_target = target
+        timer = loop.call_later(GATHER_WAIT, _settle, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._gather = None
 
     def process(self, batch: Sequence[Any]) -> None:
         """One batch: prepare, commit, then answer once it is on disk."""
@@ -353,6 +430,7 @@ class IngestWriter:
 
     def _durable(self, replies: list[tuple[Reply, Any]], outbox_seq: int, ok: bool) -> None:
         """On the loop, after the fsync that covers a batch: answer, tell the relay."""
+        self._unanswered = max(0, self._unanswered - len(replies))
         if not ok:
             # The disk refused the fsync: durability is unknown, so no ACK; senders re-send
             # and the duplicates are acknowledged without being applied twice.
@@ -371,12 +449,17 @@ class IngestWriter:
         store = self.store
         store.begin()
         try:
-            parsed = [self._parse(i, now) if isinstance(i, Hl7Item) else None for i in batch]
+            parsed = [
+                (i.parsed or self._parse(i, now)) if isinstance(i, Hl7Item) else None for i in batch
+            ]
+            mono = time.monotonic()
+            peers = self._peers
             for item, p in zip(batch, parsed, strict=True):
                 if isinstance(item, Hl7Item):
                     ack = self._hl7(item, p, now)
                     if item.reply is not None:
                         replies.append((item.reply, ack))
+                        peers[item.peer] = mono
                 elif isinstance(item, _Published):
                     store.mark_published(item.seqs, now.isoformat())
                     self.backlog -= len(item.seqs)
@@ -428,6 +511,7 @@ class IngestWriter:
             # A fast disk (fsync well under a millisecond) is cheapest to sync right here; a
             # slow one goes to the syncer thread so the next batch does not wait for it.
             if syncer is not None and not (syncer.idle and syncer.fsync_seconds < INLINE_FSYNC):
+                self._unanswered += len(replies or ())
                 syncer.submit(replies or [], seq)
                 return
             try:
@@ -477,7 +561,7 @@ class IngestWriter:
         assert parsed is not None  # noqa: S101 - _parse ran for every Hl7Item
         header, ev, rej, _msg = parsed
         store = self.store
-        received = item.received_at.isoformat()
+        received = self._iso(item.received_at)
         self.stats.messages += 1
         # Frames that are not messages: store them, answer what can be answered.
         if item.kind is not FrameKind.MESSAGE:
@@ -598,6 +682,14 @@ class IngestWriter:
         self._outbox_buf.extend(rows)
         self.backlog += len(rows)
         self.stats.outbox_written += len(rows)
+
+    def _iso(self, at: datetime) -> str:
+        """``at.isoformat()``, remembered for the last datetime: the frames of one read share
+        their receipt time, so most messages of a batch reuse the text."""
+        if at is not self._iso_at:
+            self._iso_at = at
+            self._iso_text = at.isoformat()
+        return self._iso_text
 
     def _insert_message(self, **kw: Any) -> int:
         seq = self.store.insert_message(**kw)
@@ -847,6 +939,11 @@ class _Syncer:
                 self.loop.call_soon_threadsafe(self.done, replies, seq, ok)
             except RuntimeError:  # the loop is closed: nobody left to answer
                 return
+
+
+def _settle(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def published_item(seqs: list[int]) -> Any:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections import deque
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from site_agent.config import MllpConfig
 from site_agent.hl7.mllp import END_BLOCK, START_BLOCK, FrameKind, MllpDecoder, MllpFrame
@@ -48,7 +48,8 @@ class MllpProtocol(asyncio.Protocol):
     # asyncio callbacks -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - TCP server
+        # A TCP server: a stream transport (uvloop's do not inherit from asyncio.Transport).
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)

@@ -8,11 +8,14 @@ lookup stays in the key store at the site.
 from __future__ import annotations
 
 import json
+import operator
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import date, datetime
 from typing import Any, Protocol
+
+import orjson
 
 from deid.contracts import (
     FeedStatus,
@@ -140,10 +143,27 @@ _DRAFT_FIELDS = (
 
 def astuple_identity(ident: Identity) -> tuple[str, ...]:
     """Identity fields in declaration order (``Identity(*fields)`` rebuilds it)."""
-    return tuple(getattr(ident, name) for name in _IDENTITY_FIELDS)
+    return _identity_values(ident)
 
 
 _IDENTITY_FIELDS = tuple(f.name for f in fields(Identity))
+_identity_values = operator.attrgetter(*_IDENTITY_FIELDS)
+
+
+def _draft_bytes(draft: list[Any]) -> bytes:
+    """Compact JSON of a draft: orjson (C, ~10x the stdlib's speed; the same JSON), the
+    stdlib for what orjson refuses (a lone surrogate in a decoded field)."""
+    try:
+        return orjson.dumps(draft)
+    except TypeError:
+        return json.dumps(draft, separators=(",", ":")).encode()
+
+
+def _draft_values(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def _uuid4() -> str:
@@ -171,6 +191,8 @@ class Publisher:
         self.topic = raw_topic(site_code)
         self.key = record_key(site_code)
         self.forecaster = forecaster
+        self._created_at: datetime | None = None
+        self._created = ""
 
     def _row(self, record: Record, created_at: str) -> OutboxRecord:
         return (
@@ -186,10 +208,12 @@ class Publisher:
     def flow_rows(self, twin: Twin, flows: Sequence[Flow], now: datetime) -> list[OutboxRecord]:
         if not flows:
             return []
-        created = now.isoformat()
+        if now is not self._created_at:  # one batch, one ``now``: format it once
+            self._created_at = now
+            self._created = now.isoformat()
+        created = self._created
         out = []
         units = twin.units
-        dumps = json.dumps
         for f in flows:
             unit = units.get(f.unit_code) if f.unit_code else None
             prior = units.get(f.prior_unit_code) if f.prior_unit_code else None
@@ -214,7 +238,7 @@ class Publisher:
                 f.source,
                 f.mrn,
                 f.merged_mrn,
-                list(astuple_identity(f.identity)) if f.identity is not None else None,
+                _identity_values(f.identity) if f.identity is not None else None,
             ]
             out.append(
                 (
@@ -222,7 +246,7 @@ class Publisher:
                     "raw.flow_event",
                     self.topic,
                     self.key,
-                    dumps(draft, separators=(",", ":")).encode(),
+                    _draft_bytes(draft),
                     created,
                     0,
                 )
@@ -279,7 +303,7 @@ def seal_flows(site_code: str, sealer: PhiSealer, drafts: Sequence[bytes]) -> li
     """Draft flow events → final ``RawFlowEvent`` JSON: random surrogate from the site key
     store (new patients' surrogates and keys in one key-store commit), PHI encrypted with the
     patient's own key, encoded by the contract. Runs in the relay process."""
-    parsed = [dict(zip(_DRAFT_FIELDS, json.loads(d), strict=True)) for d in drafts]
+    parsed = [dict(zip(_DRAFT_FIELDS, _draft_values(d), strict=True)) for d in drafts]
     mrns = list(
         dict.fromkeys(
             [d["mrn"] for d in parsed] + [d["merged_mrn"] for d in parsed if d.get("merged_mrn")]

@@ -484,9 +484,15 @@ class Store:
         )
 
     def mark_published(self, seqs: Sequence[int], at: str) -> None:
-        self.conn.executemany(
-            "UPDATE outbox SET published_at = ? WHERE seq = ?", [(at, s) for s in seqs]
-        )
+        # The relay delivers in seq order, so the seqs are mostly one run: one ranged UPDATE
+        # per run of consecutive seqs instead of one statement per row.
+        runs: list[tuple[str, int, int]] = []
+        for s in sorted(seqs):
+            if runs and s == runs[-1][2] + 1:
+                runs[-1] = (at, runs[-1][1], s)
+            else:
+                runs.append((at, s, s))
+        self.conn.executemany("UPDATE outbox SET published_at = ? WHERE seq BETWEEN ? AND ?", runs)
 
     def oldest_unpublished(self) -> datetime | None:
         row = self.conn.execute(
