@@ -47,6 +47,7 @@ log = logging.getLogger("site_agent.relay")
 
 FETCH_LIMIT = 2000
 STATUS_EVERY = 1.0
+IDLE_WAIT = 0.25  # longest idle sleep: the pipe wakes the relay at once when rows are durable
 
 
 def producer_config(cfg: KafkaConfig, client_id: str) -> dict[str, Any]:
@@ -157,6 +158,14 @@ class _Pump:
             self.stopping = True  # the agent died: stop, the outbox keeps what is not sent
             self.flush_timeout = 0.0
 
+    def wait_idle(self, producer: Producer) -> None:
+        """Nothing to send and nothing in flight: sleep until the agent reports a newly durable
+        row (or says stop) on the pipe, up to ``IDLE_WAIT``. A polling loop here woke 50 times a
+        second in every idle agent; the pipe message makes the wake-up immediate instead."""
+        with contextlib.suppress(EOFError, OSError):  # control() notices the agent is gone
+            self.conn.poll(IDLE_WAIT)
+        producer.poll(0)  # serve the producer's own events (errors, connection state)
+
     def report(self, force: bool = False) -> None:
         try:
             if self.delivered:
@@ -237,7 +246,12 @@ class _Pump:
                         rows[-1].seq,
                         extra={"site": self.s.site_code},
                     )
-                producer.poll(0 if len(rows) >= FETCH_LIMIT else 0.02)
+                if len(rows) >= FETCH_LIMIT:
+                    producer.poll(0)
+                elif self.in_flight or rows:
+                    producer.poll(0.02)  # deliveries are due soon
+                else:
+                    self.wait_idle(producer)
                 now = time.monotonic()
                 status_due = now - last_status >= STATUS_EVERY
                 if status_due:
