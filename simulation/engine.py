@@ -103,7 +103,8 @@ def call_later(
     """
     if delay < 0:
         raise ValueError(f"Negative delay {delay}")
-    heapq.heappush(env._queue, (env._now + delay, priority, next(env._eid), _Wake(callback)))
+    queue: list[Any] = env._queue  # SimPy types it as holding Events; _Wake quacks as one
+    heapq.heappush(queue, (env._now + delay, priority, next(env._eid), _Wake(callback)))
 
 
 class Pool:
