@@ -175,9 +175,20 @@ class Pool:
         seen[busy] += 1
 
     def try_take(self) -> bool:
-        if self.busy < self.capacity and not self.queued:
-            self._advance()
-            self.busy += 1
+        busy = self.busy
+        if busy < self.capacity and not self.queued:
+            # _advance() written out: this and release() run on most events.
+            now = self.env._now
+            dt = now - self.last
+            if dt > 0:
+                self.area += busy * dt
+                try:
+                    self.level_time[busy] += dt
+                except IndexError:
+                    self.level_time.extend([0.0] * (busy + 1 - len(self.level_time)))
+                    self.level_time[busy] += dt
+                self.last = now
+            self.busy = busy + 1
             return True
         return False
 
@@ -195,8 +206,19 @@ class Pool:
         return event
 
     def release(self) -> None:
-        self._advance()
-        if self.queued and self.busy <= self.capacity:
+        busy = self.busy
+        now = self.env._now
+        dt = now - self.last
+        if dt > 0:  # _advance() written out, as in try_take()
+            self.area += busy * dt
+            self.qarea += self.queued * dt
+            try:
+                self.level_time[busy] += dt
+            except IndexError:
+                self.level_time.extend([0.0] * (busy + 1 - len(self.level_time)))
+                self.level_time[busy] += dt
+            self.last = now
+        if self.queued and busy <= self.capacity:
             # The freed unit passes straight to the head of the queue.
             self.queued -= 1
             heapq.heappop(self._waiting)[2].succeed()
