@@ -40,6 +40,10 @@ CUSTOMERS = 200_000
 EVENTS_PER_CUSTOMER = 3
 
 
+PARTS = ("mmc", "year", "whatif", "or")
+WHATIF_REPLICATIONS = 30
+
+Row = tuple[str, float, str, str, bool | None]
 CPU: dict[str, float] = {}
 
 
@@ -119,57 +123,62 @@ def our_mmc() -> Scenario:
     return apply_changes(sc, {"run_days": days - 1, "warmup_days": 1})
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
-    args = parser.parse_args()
-    rows: list[tuple[str, float, str, str, bool | None]] = []
-    load_before = os.getloadavg()[0]
-
-    t_simpy = best_of(args.repeat, minimal_simpy)
-    t_heap = best_of(args.repeat, heapq_loop)
+def mmc_rows(repeat: int) -> list[Row]:
+    t_simpy = best_of(repeat, minimal_simpy)
+    t_heap = best_of(repeat, heapq_loop)
     # Our engine's figure includes building the model and computing its metrics.
     mmc = our_mmc()
-    t_ours = best_of(args.repeat, lambda: run_replication(mmc, 0, 1))
+    t_ours = best_of(repeat, lambda: run_replication(mmc, 0, 1))
     ev = CUSTOMERS * EVENTS_PER_CUSTOMER
     ratio = t_simpy / t_ours
-    rows += [
+    return [
         ("M/M/c minimal SimPy loop", ev / t_simpy, "events/s", "baseline", None),
         ("M/M/c plain heapq loop", ev / t_heap, "events/s", "baseline", None),
         ("M/M/c our engine", ev / t_ours, "events/s", "", None),
         ("our engine / minimal SimPy", ratio, "ratio", ">= 0.70", ratio >= 0.70),
     ]
 
+
+def _hospital() -> Scenario:
     hospital = load_scenario("general_hospital")
     assert isinstance(hospital, Scenario)
-    year = apply_changes(hospital, {"run_days": 365})
+    return hospital
+
+
+def year_rows(repeat: int) -> list[Row]:
+    year = apply_changes(_hospital(), {"run_days": 365})
     visits = {}
 
     def hospital_year() -> None:
         r = run_replication(year, 0, 1)
         visits["n"] = r.metrics["ed.arrivals_per_day"] * 365
 
-    t_year = best_of(args.repeat, hospital_year, "year")
+    t_year = best_of(repeat, hospital_year, "year")
     label = f"hospital-year ({visits['n']:,.0f} ED visits), 1 core"
-    rows += [
+    return [
         (label, t_year, "s", "< 5", t_year < 5),
         (label + ", CPU", CPU["year"], "cpu s", "", None),
     ]
 
-    month = apply_changes(hospital, {"run_days": 30})
+
+def whatif_rows() -> list[Row]:
+    month = apply_changes(_hospital(), {"run_days": 30})
+    runs = WHATIF_REPLICATIONS * 2  # the base and one variant
 
     def month_whatif() -> None:
-        whatif(month, {"or_rooms": 1}, replications=30, seed=1, processes=2)
+        whatif(month, {"or_rooms": 1}, replications=WHATIF_REPLICATIONS, seed=1, processes=2)
 
     t_whatif = best_of(1, month_whatif, "whatif")
     label = "what-if of a hospital-month, 30 reps × 2, 2 processes"
-    rows += [
+    return [
         (label, t_whatif, "s", "< 10", t_whatif < 10),
         # What the wall clock would be with both cores to ourselves.
         (label + ", CPU / 2", CPU["whatif"] / 2, "cpu s", "", None),
+        (label + ", CPU per run", CPU["whatif"] / runs, "cpu s", "", None),
     ]
 
+
+def or_rows(repeat: int) -> list[Row]:
     cases = tuple(
         Case(f"c{i}", Dist.lognormal(m, 0.35 * m))
         for i, m in enumerate([60, 90, 150, 200, 45, 120, 180, 75])
@@ -177,12 +186,36 @@ def main() -> int:
     day = SurgeryDay(cases, rooms=3)
     durations = scenarios(day, 500, seed=1)
     order, seg = random_candidates(8, 3, 10_000, np.random.default_rng(1))
-    t_or = best_of(args.repeat, lambda: evaluate(day, order, seg, durations), "or")
+    t_or = best_of(repeat, lambda: evaluate(day, order, seg, durations), "or")
     label = "OR: 10,000 candidates × 500 scenarios × 8 cases"
-    rows += [
+    return [
         (label, t_or, "s", "< 3", t_or < 3),
         (label + ", CPU", CPU["or"], "cpu s", "", None),
     ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
+    parser.add_argument(
+        "--only",
+        choices=PARTS,
+        action="append",
+        help="run only this part (may be given more than once); default: all",
+    )
+    args = parser.parse_args()
+    parts = set(args.only or PARTS)
+    rows: list[Row] = []
+    load_before = os.getloadavg()[0]
+    if "mmc" in parts:
+        rows += mmc_rows(args.repeat)
+    if "year" in parts:
+        rows += year_rows(args.repeat)
+    if "whatif" in parts:
+        rows += whatif_rows()
+    if "or" in parts:
+        rows += or_rows(args.repeat)
 
     load_after = os.getloadavg()[0]
     rows.append(("load average (1 min) before / after", load_before, "", f"{load_after:.1f}", None))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import simpy
 from simpy.core import BoundClass, SimTime
-from simpy.events import URGENT
+from simpy.events import NORMAL, URGENT
 
 from simulation.arrivals import stream
 from simulation.distributions import Chooser, Sampler
@@ -74,6 +74,37 @@ class Environment(simpy.Environment):
                 exc.__cause__ = event._value
                 raise exc
         raise RuntimeError(f'No scheduled events left but "until" event was not triggered: {stop}')
+
+
+class _Wake:
+    """A callback scheduled for a later time, with no more to it than the event loop
+    (ours or SimPy's ``step``) reads: ``callbacks`` and ``_ok``."""
+
+    __slots__ = ("_ok", "callbacks")
+
+    def __init__(self, callback: Callable[[Any], None]) -> None:
+        self.callbacks = [callback]
+        self._ok = True
+
+
+def call_later(
+    env: simpy.Environment,
+    delay: float,
+    callback: Callable[[Any], None],
+    priority: int = NORMAL,
+) -> None:
+    """Call ``callback(event)`` ``delay`` hours from now.
+
+    The same heap entry as ``env.timeout(delay).callbacks.append(callback)`` (same time,
+    priority and event id, so the same order and the same seeded results) without a
+    ``Timeout`` object: its constructor, ``schedule`` call and attributes are a large
+    part of the cost of each of a month's tens of thousands of ED and ward events.
+    With ``priority=URGENT`` and no delay it is how SimPy starts a new process.
+    """
+    if delay < 0:
+        raise ValueError(f"Negative delay {delay}")
+    queue: list[Any] = env._queue  # SimPy types it as holding Events; _Wake quacks as one
+    heapq.heappush(queue, (env._now + delay, priority, next(env._eid), _Wake(callback)))
 
 
 class Pool:
@@ -144,9 +175,20 @@ class Pool:
         seen[busy] += 1
 
     def try_take(self) -> bool:
-        if self.busy < self.capacity and not self.queued:
-            self._advance()
-            self.busy += 1
+        busy = self.busy
+        if busy < self.capacity and not self.queued:
+            # _advance() written out: this and release() run on most events.
+            now = self.env._now
+            dt = now - self.last
+            if dt > 0:
+                self.area += busy * dt
+                try:
+                    self.level_time[busy] += dt
+                except IndexError:
+                    self.level_time.extend([0.0] * (busy + 1 - len(self.level_time)))
+                    self.level_time[busy] += dt
+                self.last = now
+            self.busy = busy + 1
             return True
         return False
 
@@ -164,8 +206,19 @@ class Pool:
         return event
 
     def release(self) -> None:
-        self._advance()
-        if self.queued and self.busy <= self.capacity:
+        busy = self.busy
+        now = self.env._now
+        dt = now - self.last
+        if dt > 0:  # _advance() written out, as in try_take()
+            self.area += busy * dt
+            self.qarea += self.queued * dt
+            try:
+                self.level_time[busy] += dt
+            except IndexError:
+                self.level_time.extend([0.0] * (busy + 1 - len(self.level_time)))
+                self.level_time[busy] += dt
+            self.last = now
+        if self.queued and busy <= self.capacity:
             # The freed unit passes straight to the head of the queue.
             self.queued -= 1
             heapq.heappop(self._waiting)[2].succeed()
@@ -451,11 +504,7 @@ class Model:
         if at_once:
             j.start(None)
         else:
-            start = simpy.Event(self.env)
-            start._ok = True
-            start._value = None
-            start.callbacks.append(j.start)
-            self.env.schedule(start, URGENT)
+            call_later(self.env, 0, j.start, URGENT)
 
     # -- emergency department -------------------------------------------------------------
 
@@ -721,14 +770,14 @@ class _Visit:
     def seen(self, _event: simpy.Event | None) -> None:
         m = self.m
         self.t_seen = m.env.now
-        m.env.timeout(m._assess[self.idx]()).callbacks.append(self.assessed)
+        call_later(m.env, m._assess[self.idx](), self.assessed)
 
     def assessed(self, _event: simpy.Event) -> None:
         m = self.m
         self.doc.release()
         obs = m._observe[self.idx]()
         if obs > 0:
-            m.env.timeout(obs).callbacks.append(self.decide)
+            call_later(m.env, obs, self.decide)
         else:
             self.decide(None)
 
@@ -797,17 +846,13 @@ class _ArrivalSource:
         self.env = env
         self.times = times
         self.make = make
-        start = simpy.Event(env)
-        start._ok = True
-        start._value = None
-        start.callbacks.append(self._next)
-        env.schedule(start, URGENT)
+        call_later(env, 0, self._next, URGENT)
 
     def _next(self, _event: simpy.Event) -> None:
         t = next(self.times, None)
         if t is not None:
             env = self.env
-            env.timeout(t - env._now).callbacks.append(self._fire)
+            call_later(env, t - env._now, self._fire)
 
     def _fire(self, event: simpy.Event) -> None:
         self.make()
@@ -884,9 +929,9 @@ class _Journey:
         if nxt == EXIT:
             if m.use_discharge_hours[unit]:
                 ready = m.discharge_time(ready)
-            env.timeout(max(ready - env._now, 0.0)).callbacks.append(self.discharged)
+            call_later(env, max(ready - env._now, 0.0), self.discharged)
         else:
-            env.timeout(max(ready - env._now, 0.0)).callbacks.append(self.ready)
+            call_later(env, max(ready - env._now, 0.0), self.ready)
 
     def discharged(self, _event: simpy.Event) -> None:
         m = self.m

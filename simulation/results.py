@@ -249,12 +249,17 @@ def model_series(model: Model) -> tuple[dict[str, list[float]], float]:
     """Busy counts per pool at each snapshot in the measurement window."""
     w = model.run.warmup
     series: dict[str, list[float]] = {}
-    first = math.inf
-    for t, name, busy, _queued in model.snapshots:
-        if t >= w - 1e-9:
-            first = min(first, t)
-            series.setdefault(name, []).append(float(busy))
-    return series, (first if math.isfinite(first) else w)
+    snaps = model.snapshots
+    # Snapshots are appended in time order: skip the warm-up's, then group the rest.
+    k = next((i for i, s in enumerate(snaps) if s[0] >= w - 1e-9), len(snaps))
+    if k == len(snaps):
+        return series, w
+    for _t, name, busy, _queued in snaps[k:]:
+        column = series.get(name)
+        if column is None:
+            column = series[name] = []
+        column.append(float(busy))
+    return series, snaps[k][0]
 
 
 def model_wait_hist(model: Model) -> tuple[list[int], str]:
