@@ -155,6 +155,9 @@ def main() -> int:
     ap.add_argument("--tag", default="h6-load")
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument(
+        "--ports", default=f"{PORTS[0]}-{PORTS[1]}", help="TCP port range the hub may use"
+    )
     args = ap.parse_args()
     base_seconds = args.baseline_duration or min(args.duration, 60)
 
@@ -169,7 +172,8 @@ def main() -> int:
     try:
         fixture = tmp / "fixture.json"
         fixture.write_text(json.dumps(seed(args)))
-        port = hubrun.free_port(*PORTS)
+        low, _, high = args.ports.partition("-")
+        port = hubrun.free_port(int(low), int(high or low))
         hubrun.start_web(port, tmp, workers=args.workers, threads=args.threads)
         host = f"http://127.0.0.1:{port}"
         web = next(pid for pid, name in hubrun.children().items() if name == "web")

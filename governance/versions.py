@@ -89,10 +89,17 @@ def _incr() -> None:
 
 def bump_grants() -> None:
     """Invalidate every process's memo of roles, grants, users and credentials: now and when
-    the current transaction commits."""
+    the current transaction commits. Until it commits, this thread memoises nothing (what it
+    would read inside the transaction might still be rolled back)."""
     _incr()
     _local_generation_bump()
-    transaction.on_commit(_incr)
+    _local.dirty = True
+    transaction.on_commit(_committed)
+
+
+def _committed() -> None:
+    _local.dirty = False
+    _incr()
 
 
 def _clear_request_version() -> None:
@@ -102,6 +109,7 @@ def _clear_request_version() -> None:
 
 def _request_started(**_: Any) -> None:
     _local.in_request = True
+    _local.dirty = False
     _clear_request_version()
 
 
@@ -128,6 +136,8 @@ def _local_generation_bump() -> None:
 
 def current_stamp() -> tuple[int, int] | None:
     """What a memo is valid for: (shared version, local generation); None: do not memoise."""
+    if getattr(_local, "dirty", False) and transaction.get_connection().in_atomic_block:
+        return None  # a change of access not committed yet in this thread's transaction
     version = grants_version()
     if version is None:
         return None

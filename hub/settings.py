@@ -194,6 +194,11 @@ REST_FRAMEWORK = {
     ],
     # Every error a client can cause is a 4xx with a message (hub/api/exceptions.py).
     "EXCEPTION_HANDLER": "hub.api.exceptions.exception_handler",
+    # DRF's JSON through orjson (hub/api/renderers.py): the same bytes, less CPU.
+    "DEFAULT_RENDERER_CLASSES": [
+        "hub.api.renderers.FastJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",

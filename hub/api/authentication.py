@@ -47,9 +47,9 @@ class CachedModelBackend(ModelBackend):
     version; every save of a user (other than a login stamp) bumps that version."""
 
     def get_user(self, user_id: Any) -> Any:
-        found = _users.get_or_compute(("user", str(user_id)), lambda: super(
-            CachedModelBackend, self
-        ).get_user(user_id))
+        found = _users.get_or_compute(
+            ("user", str(user_id)), lambda: super(CachedModelBackend, self).get_user(user_id)
+        )
         return copy.copy(found) if found is not None else None
 
 
