@@ -41,23 +41,29 @@ def _versions(table: str) -> str:
 
 @cache
 def _fingerprint_sql(kind: str) -> str:
+    from governance.models import SharingPolicy
     from hub.census.models import FeedState, UnitState
     from hub.registry.models import Directive, Hospital, Region, SiteAgent, Unit
 
-    registry = [_versions(m._meta.db_table) for m in (Hospital, Unit, Region)]
-    if kind == "registry":
-        return "SELECT " + " || ':' || ".join(registry)
-    parts = [_versions(m._meta.db_table) for m in (UnitState, FeedState, Directive)] + registry
-    agents = SiteAgent._meta.db_table
-    # Heartbeats rewrite agent rows many times a second; only the key names matter here.
-    names = "md5(string_agg(key_id || '|' || name, ',' ORDER BY key_id, name))"
-    parts.append(f"(SELECT coalesce({names}, '') FROM {agents} WHERE key_id <> '')")  # noqa: S608
+    tables: dict[str, tuple[Any, ...]] = {
+        "registry": (Hospital, Unit, Region),
+        "live": (UnitState, FeedState, Directive, Hospital, Unit, Region),
+        "directives": (Directive, Hospital),
+        "policy": (SharingPolicy,),
+    }
+    parts = [_versions(m._meta.db_table) for m in tables[kind]]
+    if kind == "live":
+        # Heartbeats rewrite agent rows many times a second; only the key names matter here.
+        agents = SiteAgent._meta.db_table
+        names = "md5(string_agg(key_id || '|' || name, ',' ORDER BY key_id, name))"
+        parts.append(f"(SELECT coalesce({names}, '') FROM {agents} WHERE key_id <> '')")  # noqa: S608
     return "SELECT " + " || ':' || ".join(parts)
 
 
 def state_fingerprint(kind: str = "live") -> str:
-    """Changes with every committed change of what a live answer (``live``) or the
-    hospital directory (``registry``: hospitals, units, regions) shows."""
+    """Changes with every committed change of what a live answer (``live``), the hospital
+    directory (``registry``: hospitals, units, regions), a site's pending directives
+    (``directives``) or its sharing policy (``policy``) shows."""
     with connection.cursor() as cursor:
         cursor.execute(_fingerprint_sql(kind))
         row = cursor.fetchone()
@@ -89,11 +95,11 @@ class _Answers:
 answers = _Answers()
 
 
-def live_answer(key: Hashable, build: Callable[[], Any]) -> Any:
+def live_answer(key: Hashable, build: Callable[[], Any], kind: str = "live") -> Any:
     """``build()``'s value for ``key`` (scope, audience, what), shared while the state
-    fingerprint and the second are the same. ``build`` must return an immutable-in-use value
-    (the views copy nothing: DRF only reads the data it renders)."""
-    full_key = (state_fingerprint(), int(time.time()), key)
+    fingerprint of ``kind`` and the second are the same. ``build`` must return a value its
+    callers only read (DRF only reads the data it renders)."""
+    full_key = (kind, state_fingerprint(kind), int(time.time()), key)
     return answers.get_or_build(full_key, build)
 
 
@@ -119,7 +125,7 @@ def registry_answer(request: Any, key: Hashable, build: Callable[[], Any]) -> An
                 del django_request.audit_context
         return data, dict(scratch)
 
-    data, audit = answers.get_or_build((state_fingerprint("registry"), key), capture)
+    data, audit = answers.get_or_build(("registry", state_fingerprint("registry"), key), capture)
     if real is not None:
         real.update(audit)
     return data

@@ -589,7 +589,7 @@ class SiteHeartbeatView(_SiteBase):
             policy_version=data.validated_data.get("policy_version"),
             outbox_backlog=data.validated_data.get("outbox_backlog"),
         )
-        pending = registry_selectors.directives_pending(hospital_id=agent.hospital_id).count()
+        pending = len(_pending_directives(agent.hospital_id))
         return Response(
             s.HeartbeatOutput(
                 {"received_at": agent.last_heartbeat_at, "pending_directives": pending}
@@ -607,13 +607,20 @@ class SitePolicyView(_SiteBase):
     @extend_schema(responses={200: s.PolicyOutput, 204: None})
     def get(self, request: Request) -> Response:
         agent = self.agent()
-        policy = governance_bridge.current_policy(hospital_id=agent.hospital_id)
-        if policy is None:
+
+        def build() -> Any:
+            policy = governance_bridge.current_policy(hospital_id=agent.hospital_id)
+            if policy is None:
+                return None
+            signed = base64.b64encode(bytes(policy.get("signed") or b"")).decode()
+            return s.PolicyOutput({**policy, "signed": signed}).data
+
+        # Shared per state of the policy table and second (the effective time is compared
+        # with the clock): hub/api/live_cache.py.
+        data = live_answer(("policy", agent.hospital_id), build, kind="policy")
+        if data is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        signed = policy.get("signed") or b""
-        return Response(
-            s.PolicyOutput({**policy, "signed": base64.b64encode(bytes(signed)).decode()}).data
-        )
+        return Response(data)
 
 
 class SiteDirectivesView(_SiteBase):
@@ -626,8 +633,21 @@ class SiteDirectivesView(_SiteBase):
     @extend_schema(responses=s.DirectiveSerializer(many=True))
     def get(self, request: Request) -> Response:
         agent = self.agent()
-        rows = registry_selectors.directives_pending(hospital_id=agent.hospital_id)
-        return Response(s.DirectiveSerializer(rows, many=True).data)
+        return Response(_pending_directives(agent.hospital_id))
+
+
+def _pending_directives(hospital_id: int) -> list[dict[str, Any]]:
+    """The site's unacknowledged directives as answered, shared per state of the directive
+    table and second (hub/api/live_cache.py): agents poll them every few seconds."""
+
+    def build() -> list[dict[str, Any]]:
+        rows = registry_selectors.directives_pending(hospital_id=hospital_id).select_related(
+            "hospital"
+        )
+        return list(s.DirectiveSerializer(rows, many=True).data)
+
+    pending: list[dict[str, Any]] = live_answer(("directives", hospital_id), build, "directives")
+    return pending
 
 
 class SiteDirectiveAckView(_SiteBase):
