@@ -388,7 +388,7 @@ class CensusHistoryView(GovernedViewSetMixin, ListAPIView[CensusSnapshot]):
         # Plain rows, not model instances through DRF's fields: the same JSON
         # (tests/hub/api/test_live_output.py), a fraction of the CPU.
         rows = self.get_queryset().values(*CENSUS_HISTORY_FIELDS)
-        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
+        page = self.paginate_queryset(rows)
         assert page is not None  # noqa: S101 - pagination_class is set
         context = getattr(request._request, "audit_context", None)
         if context is not None:
