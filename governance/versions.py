@@ -18,6 +18,7 @@ older than ``MAX_AGE_SECONDS``, which bounds the damage of a bump that Redis los
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -89,17 +90,39 @@ def _incr() -> None:
 
 def bump_grants() -> None:
     """Invalidate every process's memo of roles, grants, users and credentials: now and when
-    the current transaction commits. Until it commits, this thread memoises nothing (what it
-    would read inside the transaction might still be rolled back)."""
+    the current transaction commits. Until it commits, what this thread memoises is its own
+    (the transaction might still roll back)."""
     _incr()
     _local_generation_bump()
-    _local.dirty = True
-    transaction.on_commit(_committed)
+
+    def committed() -> None:
+        _local.pending = None
+        _incr()
+
+    _local.pending = committed
+    _local.token = next(_tokens)
+    transaction.on_commit(committed)
 
 
-def _committed() -> None:
-    _local.dirty = False
-    _incr()
+_tokens = itertools.count(1)
+
+
+def _uncommitted_token() -> int:
+    """0, or a token of this thread's uncommitted access change (memos made under it are
+    seen by no other thread, and by no one once it commits or rolls back)."""
+    pending = getattr(_local, "pending", None)
+    if pending is None:
+        return 0
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and any(
+        entry[1] is pending for entry in connection.run_on_commit
+    ):
+        token: int = _local.token
+        return token
+    # Rolled back (its commit callback was dropped): forget the change's memos.
+    _local.pending = None
+    _local_generation_bump()
+    return 0
 
 
 def _clear_request_version() -> None:
@@ -109,7 +132,6 @@ def _clear_request_version() -> None:
 
 def _request_started(**_: Any) -> None:
     _local.in_request = True
-    _local.dirty = False
     _clear_request_version()
 
 
@@ -134,21 +156,21 @@ def _local_generation_bump() -> None:
         _generation += 1
 
 
-def current_stamp() -> tuple[int, int] | None:
-    """What a memo is valid for: (shared version, local generation); None: do not memoise."""
-    if getattr(_local, "dirty", False) and transaction.get_connection().in_atomic_block:
-        return None  # a change of access not committed yet in this thread's transaction
+def current_stamp() -> tuple[int, int, int] | None:
+    """What a memo is valid for: (shared version, local generation, uncommitted-change
+    token); None: do not memoise."""
+    token = _uncommitted_token()
     version = grants_version()
     if version is None:
         return None
-    return version, _generation
+    return version, _generation, token
 
 
 class VersionedMemo:
     """A small LRU of values computed under one grants stamp (thread-safe, per process)."""
 
     def __init__(self, max_entries: int = _MAX_ENTRIES) -> None:
-        self._data: OrderedDict[Hashable, tuple[tuple[int, int], float, Any]] = OrderedDict()
+        self._data: OrderedDict[Hashable, tuple[tuple[int, int, int], float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_entries
 

@@ -140,19 +140,9 @@ except KafkaSecurityError as exc:
     raise ImproperlyConfigured(str(exc)) from exc
 REDIS_URL = env_secret("REDIS_URL") or "redis://127.0.0.1:56379/0"
 
-# The cache: sessions (below) and nothing that decides access by itself (access memos live in
-# each process, keyed by the grants version in Redis: governance/versions.py).
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env_secret("CACHE_REDIS_URL") or REDIS_URL,
-        "KEY_PREFIX": f"twinhub:{DATABASES['default'].get('NAME') or 'default'}",
-        "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
-    }
-}
-# Sessions are read from Redis and written through to PostgreSQL (a Redis restart only costs
-# a database read); API clients with a bearer credential never touch a session.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Database sessions, read with one plain statement (hub/api/sessions.py): deleting a session
+# row signs its holder out at once. API clients with a bearer credential never touch one.
+SESSION_ENGINE = "hub.api.sessions"
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", REDIS_URL)

@@ -28,8 +28,14 @@ _users = VersionedMemo()
 def _agent_for(credential: str) -> SiteAgent | None:
     digest = secret_digest(credential)
     found = _agents.get_or_compute(("agent", digest), lambda: agent_by_credential(credential))
-    # A copy per request: views change and save their agent (heartbeat), and set attributes.
-    return copy.copy(found) if found is not None else None
+    if found is None:
+        return None
+    # Copies per request: views change and save their agent (heartbeat), and per-request
+    # attributes are set on the user it runs as.
+    agent = copy.copy(found)
+    if found.service_user is not None:
+        agent.service_user = copy.copy(found.service_user)
+    return agent
 
 
 def site_agent_changed(instance: SiteAgent, update_fields: Any = None, **_: Any) -> None:

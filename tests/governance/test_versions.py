@@ -35,16 +35,41 @@ def test_an_access_change_bumps_the_version_now_and_when_it_commits(
     assert after > during  # ...and moves the version again
 
 
-def test_nothing_is_memoised_while_an_access_change_is_uncommitted(
+def test_what_is_memoised_under_an_uncommitted_change_is_not_shared_and_not_kept(
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     memo = versions.VersionedMemo()
     calls: list[int] = []
+    clean = versions.current_stamp()
     with django_capture_on_commit_callbacks(execute=True):
         versions.bump_grants()
-        assert versions.current_stamp() is None  # inside the (test's) transaction
+        during = versions.current_stamp()
+        assert during is not None
+        assert clean is not None
+        assert during[2] != 0  # this thread's own token: no other thread matches it
         memo.get_or_compute("k", lambda: calls.append(1))
         memo.get_or_compute("k", lambda: calls.append(1))
+        assert len(calls) == 1  # the thread reuses it within its transaction...
+    after = versions.current_stamp()
+    assert after is not None
+    assert after[2] == 0
+    memo.get_or_compute("k", lambda: calls.append(1))
+    assert len(calls) == 2  # ...but once committed it is computed again
+
+
+def test_a_rolled_back_change_leaves_no_memo_behind() -> None:
+    from django.db import transaction
+
+    memo = versions.VersionedMemo()
+    calls: list[int] = []
+    try:
+        with transaction.atomic():
+            versions.bump_grants()
+            memo.get_or_compute("k", lambda: calls.append(1))
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    memo.get_or_compute("k", lambda: calls.append(1))
     assert len(calls) == 2
 
 

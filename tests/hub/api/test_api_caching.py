@@ -226,17 +226,19 @@ def test_warm_requests_cost_the_fingerprint_and_the_audit_insert(
     client, _ = session_client()
     site = agent_client(credential)
     live = f"/api/v1/live/hospitals/{hospital.site_code}/"
-    calls: list[Callable[[], object]] = [
-        lambda: client.get(live),
-        lambda: client.get("/api/v1/live/"),
-        lambda: client.get(f"/api/v1/hospitals/?region={hospital.region.code}"),
-        lambda: site.get("/api/v1/site/policy/"),
-        lambda: site.get("/api/v1/site/directives/"),
+    calls: list[tuple[int, Callable[[], object]]] = [
+        # The session row, the state fingerprint, the audit insert.
+        (3, lambda: client.get(live)),
+        (3, lambda: client.get("/api/v1/live/")),
+        (3, lambda: client.get(f"/api/v1/hospitals/?region={hospital.region.code}")),
+        # A bearer credential: no session; the fingerprint and the audit insert.
+        (2, lambda: site.get("/api/v1/site/policy/")),
+        (2, lambda: site.get("/api/v1/site/directives/")),
     ]
-    for call in calls:
-        call()  # warm: session, user, credential, grants, the answer
-        # No session, user, role, grant or credential query; no rebuild.
-        with django_assert_num_queries(2):  # type: ignore[operator]
+    for queries, call in calls:
+        call()  # warm: user, credential, grants, the answer
+        # No user, role, grant or credential query; no rebuild.
+        with django_assert_num_queries(queries):  # type: ignore[operator]
             call()
     body = {"agent_version": "1", "feeds": [], "policy_version": 1, "outbox_backlog": 0}
     site.post("/api/v1/site/heartbeat/", body, format="json")
