@@ -6,8 +6,8 @@
 
 Goal (issue #5): 500 requests/s for 10 minutes, p99 under 250 ms and no errors.
 
-What runs: the hub as the demo runs it (gunicorn hub.wsgi, 3 workers x 4 threads, real
-PostgreSQL and Redis) on a free port in 18600-18699, and locust (headless, FastHttpUser,
+What runs: the hub as the demo runs it (gunicorn hub.wsgi, 2 workers x 4 threads, real
+PostgreSQL and Redis) on a free port in 18600-18699 (``--ports``), and locust (headless, FastHttpUser,
 ``bench/locust_hub.py``) in its own process. Before that, in this database: ``--hospitals``
 synthetic hospitals (the demo's 6 by default; an ED and six wards each; site codes
 ``LOD001``..; deactivated again at the end), ``--hours`` of
@@ -153,7 +153,7 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=24.0, help="census history to seed")
     ap.add_argument("--prefix", default="LOD")
     ap.add_argument("--tag", default="h6-load")
-    ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument(
         "--ports", default=f"{PORTS[0]}-{PORTS[1]}", help="TCP port range the hub may use"
