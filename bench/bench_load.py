@@ -8,8 +8,8 @@ Goal (issue #5): 500 requests/s for 10 minutes, p99 under 250 ms and no errors.
 
 What runs: the hub as the demo runs it (gunicorn hub.wsgi, 2 workers x 4 threads, real
 PostgreSQL and Redis) on a free port in 18600-18699 (``--ports``), and locust (headless,
-FastHttpUser, ``bench/locust_hub.py``) in its own process. Before that, in this database: ``--hospitals``
-synthetic hospitals (the demo's 6 by default; an ED and six wards each; site codes
+FastHttpUser, ``bench/locust_hub.py``) in its own process. Before that, in this database:
+``--hospitals`` synthetic hospitals (the demo's 6 by default; an ED and six wards each; site codes
 ``LOD001``..; deactivated again at the end), ``--hours`` of
 one-minute census snapshots for every unit signed and ingested through the real ingest path
 (``hub.demo.history``), an enrolled site agent per hospital (its bearer credential), and a
