@@ -6,10 +6,10 @@
 
 Goal (issue #5): 500 requests/s for 10 minutes, p99 under 250 ms and no errors.
 
-What runs: the hub as the demo runs it (gunicorn hub.wsgi, 3 workers x 4 threads, real
-PostgreSQL and Redis) on a free port in 18600-18699, and locust (headless, FastHttpUser,
-``bench/locust_hub.py``) in its own process. Before that, in this database: ``--hospitals``
-synthetic hospitals (the demo's 6 by default; an ED and six wards each; site codes
+What runs: the hub as the demo runs it (gunicorn hub.wsgi, 2 workers x 4 threads, real
+PostgreSQL and Redis) on a free port in 18600-18699 (``--ports``), and locust (headless,
+FastHttpUser, ``bench/locust_hub.py``) in its own process. Before that, in this database:
+``--hospitals`` synthetic hospitals (the demo's 6 by default; an ED and six wards each; site codes
 ``LOD001``..; deactivated again at the end), ``--hours`` of
 one-minute census snapshots for every unit signed and ingested through the real ingest path
 (``hub.demo.history``), an enrolled site agent per hospital (its bearer credential), and a
@@ -153,8 +153,11 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=24.0, help="census history to seed")
     ap.add_argument("--prefix", default="LOD")
     ap.add_argument("--tag", default="h6-load")
-    ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument(
+        "--ports", default=f"{PORTS[0]}-{PORTS[1]}", help="TCP port range the hub may use"
+    )
     args = ap.parse_args()
     base_seconds = args.baseline_duration or min(args.duration, 60)
 
@@ -169,7 +172,8 @@ def main() -> int:
     try:
         fixture = tmp / "fixture.json"
         fixture.write_text(json.dumps(seed(args)))
-        port = hubrun.free_port(*PORTS)
+        low, _, high = args.ports.partition("-")
+        port = hubrun.free_port(int(low), int(high or low))
         hubrun.start_web(port, tmp, workers=args.workers, threads=args.threads)
         host = f"http://127.0.0.1:{port}"
         web = next(pid for pid, name in hubrun.children().items() if name == "web")

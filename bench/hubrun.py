@@ -136,8 +136,8 @@ def wait_http(url: str, timeout: float = 90.0) -> None:
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
-def start_web(port: int, log_dir: Path, workers: int = 3, threads: int = 4) -> None:
-    """The hub as scripts/demo runs it: gunicorn hub.wsgi, 3 workers x 4 threads."""
+def start_web(port: int, log_dir: Path, workers: int = 2, threads: int = 4) -> None:
+    """The hub as scripts/demo runs it: gunicorn hub.wsgi, 2 workers x 4 threads (gthread)."""
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     start(
         "web",

@@ -22,7 +22,6 @@ Models declare how to reach their hospital and unit::
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -35,7 +34,7 @@ from django.db.models import Q
 from guardian.shortcuts import assign_perm, remove_perm
 from guardian.utils import get_group_obj_perms_model
 
-from governance import conf
+from governance import conf, versions
 from governance.actions import ActionSpec, Level, get_action
 from governance.models import GovernedGroup
 from governance.roles import REGION_WIDE, SCOPED, Role
@@ -214,29 +213,37 @@ def revoke_unit(principal: Principal, unit: models.Model, role: Role) -> None:
 
 # --- Who holds what ----------------------------------------------------------------------------
 
-# A per-user memo (roles and grants are read once per request, not once per queryset). The
-# generation lets grants made in this process invalidate memos held by live user objects.
-_generation = itertools.count()
-_current_generation = next(_generation)
+# A per-user memo (roles, grants, scopes): read once per grants version, not once per request.
+# ``governance.versions`` holds the shared version that every change of roles, grants, users
+# or credentials bumps (here, by signals, and when the change commits), so a memo is never
+# used after the change that made it wrong.
+_memos = versions.VersionedMemo()
 
 
 def _bump(user: Any = None) -> None:
-    global _current_generation
-    _current_generation = next(_generation)
+    versions.bump_grants()
     if user is not None and hasattr(user, "_governance_memo"):
         del user._governance_memo
 
 
 def _memo(user: Any) -> dict[str, Any]:
+    stamp = versions.current_stamp()
     memo = getattr(user, "_governance_memo", None)
-    if memo is None or memo[0] != _current_generation:
-        memo = (_current_generation, {})
+    if memo is None or stamp is None or memo[0] != stamp:
+        pk = getattr(user, "pk", None)
+        if stamp is None or pk is None:
+            data: dict[str, Any] = {}
+        else:
+            # Shared by the process's requests for this user under this version; the values
+            # are immutable (frozensets, Scope) or only ever added to.
+            data = _memos.get_or_compute(("user", type(user).__name__, pk), dict)
+        memo = (stamp, data)
         try:
             user._governance_memo = memo
         except AttributeError:  # an object that takes no attributes: no memo, still correct
-            return {}
-    data: dict[str, Any] = memo[1]
-    return data
+            return data
+    out: dict[str, Any] = memo[1]
+    return out
 
 
 def _active(user: UserLike | None) -> bool:

@@ -12,3 +12,7 @@ class GovernanceConfig(AppConfig):
         from governance import actions, checks  # noqa: F401  (registers system checks)
 
         actions.register_defaults()
+
+        from governance import versions
+
+        versions.connect_signals()  # access changes invalidate the per-process memos

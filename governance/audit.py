@@ -13,6 +13,7 @@ a background step (see docs/governance.md).
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import re
 import uuid
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models, router
 from django.http import HttpRequest, HttpResponse
 
 from governance.models import AuditEvent
@@ -119,8 +120,46 @@ def record(
         event.path = request.path[:500]
         event.source_ip = client_ip(request)
         event.request_id = request_id(request)
-    event.save(force_insert=True)
+    _insert(event)
     return event
+
+
+# One prepared-shape INSERT instead of the ORM's save(): the same row, without compiling the
+# statement for every API request. The table's trigger and constraints are unchanged.
+_INSERT = (
+    "INSERT INTO governance_auditevent (occurred_at, actor_id, actor_label, roles, action,"
+    " target, method, path, status_code, source_ip, request_id, hospital_ids, object_ids,"
+    " row_count, detail) VALUES (%s, %s, %s, %s::varchar(32)[], %s, %s, %s, %s, %s,"
+    " %s::inet, %s, %s::bigint[], %s::varchar(64)[], %s, %s::jsonb) RETURNING id"
+)
+
+
+def _insert(event: AuditEvent) -> None:
+    using = router.db_for_write(AuditEvent)
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            _INSERT,
+            [
+                event.occurred_at,
+                event.actor_id,
+                event.actor_label,
+                list(event.roles),
+                event.action,
+                event.target,
+                event.method,
+                event.path,
+                event.status_code,
+                event.source_ip,
+                event.request_id,
+                list(event.hospital_ids),
+                list(event.object_ids),
+                event.row_count,
+                json.dumps(event.detail),
+            ],
+        )
+        event.pk = cursor.fetchone()[0]
+    event._state.adding = False
+    event._state.db = using
 
 
 class AuditContext(dict[str, Any]):

@@ -12,3 +12,11 @@ class ApiConfig(AppConfig):
         from hub.api import governed
 
         governed.register_actions()
+
+        from django.db.models.signals import post_delete, post_save
+
+        from hub.api.authentication import site_agent_changed
+        from hub.registry.models import SiteAgent
+
+        post_save.connect(site_agent_changed, sender=SiteAgent, dispatch_uid="api-agent-save")
+        post_delete.connect(site_agent_changed, sender=SiteAgent, dispatch_uid="api-agent-del")

@@ -30,7 +30,7 @@ from hub.census.selectors import (
     UnitLive,
 )
 
-__all__ = ["hospital_live_data", "region_live_data"]
+__all__ = ["CENSUS_HISTORY_FIELDS", "census_history_rows", "hospital_live_data", "region_live_data"]
 
 # DRF's own datetime rendering (time zone and format from the settings, "Z" for UTC); the
 # common case (ISO 8601, aware values) is done here with the time zone looked up once per
@@ -182,3 +182,57 @@ def region_live_data(region: RegionLive) -> dict[str, Any]:
         "beds": [_bed_type(b, dt) for b in region.beds],
         "hospitals": [hospital_live_data(h, dt) for h in region.hospitals],
     }
+
+
+# The columns a census history row is built from (``CensusSnapshotOutput``'s fields) and the
+# hospital, for the audit event.
+CENSUS_HISTORY_FIELDS = (
+    "event_id",
+    "observed_at",
+    "as_of",
+    "site_code",
+    "unit_code",
+    "unit_type",
+    "audience",
+    "policy_version",
+    *FIGURES,
+    "source",
+    "stale",
+    "suppressed",
+    "produced_at",
+    "received_at",
+    "key_id",
+    "via",
+    "hospital_id",
+)
+
+
+def census_history_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``CensusSnapshotOutput(rows, many=True).data`` for ``.values(*CENSUS_HISTORY_FIELDS)``
+    rows, built directly (a page of 100 snapshots through DRF's fields cost ~10 ms)."""
+    dt = _Dates()
+    out = []
+    for r in rows:
+        item: dict[str, Any] = {k: _int(r[k]) for k in FIGURES}
+        stale = r["stale"]
+        item.update(
+            {
+                "event_id": str(r["event_id"]),
+                "observed_at": dt(r["observed_at"]),
+                "as_of": str(r["as_of"]),
+                "site_code": str(r["site_code"]),
+                "unit_code": str(r["unit_code"]),
+                "unit_type": str(r["unit_type"]),
+                "audience": str(r["audience"]),
+                "policy_version": int(r["policy_version"]),
+                "source": str(r["source"]),
+                "stale": None if stale is None else bool(stale),
+                "suppressed": [str(x) for x in r["suppressed"]],
+                "produced_at": dt(r["produced_at"]),
+                "received_at": dt(r["received_at"]),
+                "key_id": str(r["key_id"]),
+                "via": str(r["via"]),
+            }
+        )
+        out.append(item)
+    return out

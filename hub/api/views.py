@@ -4,6 +4,8 @@ serialize; every view declares its governed action and reads through ``restrict`
 from __future__ import annotations
 
 import base64
+from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
@@ -22,12 +24,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.access import restrict
+from governance.access import restrict, scope_for
 from governance.api.governed import GovernedViewSetMixin
 from hub.api import serializers as s
 from hub.api.authentication import SiteAgentAuthentication
 from hub.api.governed import MANAGE_REGISTRY, SITE_ENROL
-from hub.api.live_output import hospital_live_data, region_live_data
+from hub.api.live_cache import live_answer, registry_answer
+from hub.api.live_output import (
+    CENSUS_HISTORY_FIELDS,
+    census_history_rows,
+    hospital_live_data,
+    region_live_data,
+)
 from hub.census import selectors as census
 from hub.census.deadletters import dead_letter_rejections
 from hub.census.ingest import IngestBatch, envelope_into_batch, shared_directory
@@ -79,7 +87,19 @@ class HospitalViewSet(GovernedViewSetMixin, viewsets.ModelViewSet[Hospital]):
 
     @extend_schema(parameters=[OpenApiParameter("region", str, required=False)])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().list(request, *args, **kwargs)
+        # The directory changes rarely and every operations screen asks for it: the answer is
+        # shared per registry state, caller's scope and exact URL (hub/api/live_cache.py).
+        action_name = self.get_governance_action()
+        key = (
+            "hospitals",
+            action_name,
+            scope_for(request.user, action_name),
+            request.build_absolute_uri(),
+        )
+        data = registry_answer(
+            request, key, lambda: super(HospitalViewSet, self).list(request, *args, **kwargs).data
+        )
+        return Response(data)
 
     def get_queryset(self) -> QuerySet[Hospital]:
         qs = super().get_queryset()
@@ -212,6 +232,21 @@ AUDIENCE_PARAM = OpenApiParameter(
 )
 
 
+@dataclass(frozen=True)
+class LiveAnswer:
+    """A live answer as shared between requests (hub/api/live_cache.py): the response data
+    and what the request's audit event records about it."""
+
+    data: dict[str, Any]
+    hospital_ids: tuple[int, ...]
+    row_count: int
+
+    def __init__(self, data: dict[str, Any], hospitals: list[census.HospitalLive]) -> None:
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "hospital_ids", tuple(h.hospital.pk for h in hospitals))
+        object.__setattr__(self, "row_count", sum(len(h.units) for h in hospitals))
+
+
 class _LiveBase(GovernedViewSetMixin, GenericAPIView[Hospital]):
     queryset = Hospital.objects.all()
 
@@ -229,6 +264,20 @@ class _LiveBase(GovernedViewSetMixin, GenericAPIView[Hospital]):
         units = restrict(Unit.objects.all(), self.request.user, action_name)
         return hospitals, units
 
+    def scope_key(self) -> Hashable:
+        """Who the answer is for: the caller's scope for the view's action (never the user:
+        two operators share the region's answer, an ED nurse never sees theirs)."""
+        return (
+            self.get_governance_action(),
+            scope_for(self.request.user, self.get_governance_action()),
+        )
+
+    def note_answer(self, answer: LiveAnswer) -> None:
+        context = getattr(self.request._request, "audit_context", None)
+        if context is not None:
+            context["hospital_ids"] = list(answer.hospital_ids)
+            context["row_count"] = answer.row_count
+
     def note(self, hospitals: list[census.HospitalLive]) -> None:
         context = getattr(self.request._request, "audit_context", None)
         if context is not None:
@@ -245,10 +294,16 @@ class LiveRegionView(_LiveBase):
 
     @extend_schema(parameters=[AUDIENCE_PARAM], responses=s.RegionLiveOutput)
     def get(self, request: Request) -> Response:
-        hospitals, units = self.scoped()
-        region = census.live_region(hospitals=hospitals, units=units, audience=self.audience())
-        self.note(region.hospitals)
-        return Response(region_live_data(region))
+        audience = self.audience()
+
+        def build() -> LiveAnswer:
+            hospitals, units = self.scoped()
+            region = census.live_region(hospitals=hospitals, units=units, audience=audience)
+            return LiveAnswer(region_live_data(region), region.hospitals)
+
+        answer = live_answer(("region", self.scope_key(), audience), build)
+        self.note_answer(answer)
+        return Response(answer.data)
 
 
 class LiveHospitalView(_LiveBase):
@@ -259,14 +314,20 @@ class LiveHospitalView(_LiveBase):
 
     @extend_schema(parameters=[AUDIENCE_PARAM], responses=s.HospitalLiveOutput)
     def get(self, request: Request, site_code: str) -> Response:
-        hospitals, units = self.scoped()
-        found = census.live_hospitals(
-            hospitals=hospitals.filter(site_code=site_code), units=units, audience=self.audience()
-        )
-        if not found:
+        audience = self.audience()
+
+        def build() -> LiveAnswer | None:
+            hospitals, units = self.scoped()
+            found = census.live_hospitals(
+                hospitals=hospitals.filter(site_code=site_code), units=units, audience=audience
+            )
+            return LiveAnswer(hospital_live_data(found[0]), found) if found else None
+
+        answer = live_answer(("hospital", self.scope_key(), audience, site_code), build)
+        if answer is None:
             raise NotFound("no such hospital, or not visible to you")
-        self.note(found)
-        return Response(hospital_live_data(found[0]))
+        self.note_answer(answer)
+        return Response(answer.data)
 
 
 class LiveSummaryView(_LiveBase):
@@ -322,6 +383,19 @@ class CensusHistoryView(GovernedViewSetMixin, ListAPIView[CensusSnapshot]):
         query = s.CensusHistoryQuery(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         return census.census_history(queryset=super().get_queryset(), **query.validated_data)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # Plain rows, not model instances through DRF's fields: the same JSON
+        # (tests/hub/api/test_live_output.py), a fraction of the CPU.
+        rows = self.get_queryset().values(*CENSUS_HISTORY_FIELDS)
+        page = self.paginate_queryset(rows)
+        assert page is not None  # noqa: S101 - pagination_class is set
+        context = getattr(request._request, "audit_context", None)
+        if context is not None:
+            context["object_ids"] = [str(r["event_id"]) for r in page]
+            context["hospital_ids"] = sorted({r["hospital_id"] for r in page})
+            context["row_count"] = len(page)
+        return self.get_paginated_response(census_history_rows(page))
 
 
 class FlowHistoryView(GovernedViewSetMixin, ListAPIView[FlowEvent]):
@@ -515,7 +589,7 @@ class SiteHeartbeatView(_SiteBase):
             policy_version=data.validated_data.get("policy_version"),
             outbox_backlog=data.validated_data.get("outbox_backlog"),
         )
-        pending = registry_selectors.directives_pending(hospital_id=agent.hospital_id).count()
+        pending = len(_pending_directives(agent.hospital_id))
         return Response(
             s.HeartbeatOutput(
                 {"received_at": agent.last_heartbeat_at, "pending_directives": pending}
@@ -533,13 +607,20 @@ class SitePolicyView(_SiteBase):
     @extend_schema(responses={200: s.PolicyOutput, 204: None})
     def get(self, request: Request) -> Response:
         agent = self.agent()
-        policy = governance_bridge.current_policy(hospital_id=agent.hospital_id)
-        if policy is None:
+
+        def build() -> Any:
+            policy = governance_bridge.current_policy(hospital_id=agent.hospital_id)
+            if policy is None:
+                return None
+            signed = base64.b64encode(bytes(policy.get("signed") or b"")).decode()
+            return s.PolicyOutput({**policy, "signed": signed}).data
+
+        # Shared per state of the policy table and second (the effective time is compared
+        # with the clock): hub/api/live_cache.py.
+        data = live_answer(("policy", agent.hospital_id), build, kind="policy")
+        if data is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        signed = policy.get("signed") or b""
-        return Response(
-            s.PolicyOutput({**policy, "signed": base64.b64encode(bytes(signed)).decode()}).data
-        )
+        return Response(data)
 
 
 class SiteDirectivesView(_SiteBase):
@@ -552,8 +633,21 @@ class SiteDirectivesView(_SiteBase):
     @extend_schema(responses=s.DirectiveSerializer(many=True))
     def get(self, request: Request) -> Response:
         agent = self.agent()
-        rows = registry_selectors.directives_pending(hospital_id=agent.hospital_id)
-        return Response(s.DirectiveSerializer(rows, many=True).data)
+        return Response(_pending_directives(agent.hospital_id))
+
+
+def _pending_directives(hospital_id: int) -> list[dict[str, Any]]:
+    """The site's unacknowledged directives as answered, shared per state of the directive
+    table and second (hub/api/live_cache.py): agents poll them every few seconds."""
+
+    def build() -> list[dict[str, Any]]:
+        rows = registry_selectors.directives_pending(hospital_id=hospital_id).select_related(
+            "hospital"
+        )
+        return list(s.DirectiveSerializer(rows, many=True).data)
+
+    pending: list[dict[str, Any]] = live_answer(("directives", hospital_id), build, "directives")
+    return pending
 
 
 class SiteDirectiveAckView(_SiteBase):

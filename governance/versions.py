@@ -1,0 +1,246 @@
+"""The grants version: one shared counter (Redis) that every change to who may do what bumps.
+
+Per-request look-ups that used to cost a query or three — the session's user, a site agent's
+credential, a user's roles, grants and scopes — are memoised in each web process under the
+version current at the start of the request. Anything that changes them bumps the counter:
+
+* ``governance.access`` role and grant changes (``assign_role``, ``grant_hospital``, ...);
+* saves and deletes of users, groups, group memberships, governed-group tags and guardian
+  object permissions (signals below, so the admin and raw model code are covered too);
+* site agent changes to its credential, revocation, hospital or service account.
+
+The counter is bumped when the change is made *and again when its transaction commits*, so a
+process that re-read the old state between the two cannot keep it: a revoked credential or a
+removed grant is refused on the very next request after the change returns. When Redis cannot
+be read, nothing is memoised (every request reads PostgreSQL, as before); a memo is also never
+older than ``MAX_AGE_SECONDS``, which bounds the damage of a bump that Redis lost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.signals import request_finished, request_started
+from django.db import transaction
+
+logger = logging.getLogger("governance.versions")
+
+T = TypeVar("T")
+
+MAX_AGE_SECONDS = 60.0
+_MAX_ENTRIES = 4096
+
+_local = threading.local()
+_client_lock = threading.Lock()
+_client: Any = None
+
+
+def _key() -> str:
+    name = settings.DATABASES["default"].get("NAME") or "default"
+    return f"twinhub:{name}:governance:grants-version"
+
+
+def _redis() -> Any:
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                import redis
+
+                _client = redis.Redis.from_url(
+                    settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5
+                )
+    return _client
+
+
+def _read() -> int | None:
+    try:
+        value = _redis().get(_key())
+    except Exception:
+        logger.warning("grants version unreadable (Redis): not memoising", exc_info=True)
+        return None
+    return int(value or 0)
+
+
+def grants_version() -> int | None:
+    """The version in force for this request (read once per request), or None when Redis is
+    unreachable (then nothing may be memoised)."""
+    if getattr(_local, "in_request", False):
+        if not hasattr(_local, "version"):
+            _local.version = _read()
+        cached: int | None = _local.version
+        return cached
+    return _read()
+
+
+def _incr() -> None:
+    try:
+        _redis().incr(_key())
+    except Exception:
+        logger.error("grants version NOT bumped (Redis): memos expire within %ss", MAX_AGE_SECONDS)
+    _clear_request_version()
+
+
+def bump_grants() -> None:
+    """Invalidate every process's memo of roles, grants, users and credentials: now and when
+    the current transaction commits. Until it commits, what this thread memoises is its own
+    (the transaction might still roll back)."""
+    _incr()
+    _local_generation_bump()
+
+    def committed() -> None:
+        _local.pending = None
+        _incr()
+
+    _local.pending = committed
+    _local.token = next(_tokens)
+    transaction.on_commit(committed)
+
+
+_tokens = itertools.count(1)
+
+
+def _uncommitted_token() -> int:
+    """0, or a token of this thread's uncommitted access change (memos made under it are
+    seen by no other thread, and by no one once it commits or rolls back)."""
+    pending = getattr(_local, "pending", None)
+    if pending is None:
+        return 0
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and any(
+        entry[1] is pending for entry in connection.run_on_commit
+    ):
+        token: int = _local.token
+        return token
+    # Rolled back (its commit callback was dropped): forget the change's memos.
+    _local.pending = None
+    _local_generation_bump()
+    return 0
+
+
+def _clear_request_version() -> None:
+    if hasattr(_local, "version"):
+        del _local.version
+
+
+def _request_started(**_: Any) -> None:
+    _local.in_request = True
+    _clear_request_version()
+
+
+def _request_finished(**_: Any) -> None:
+    _local.in_request = False
+    _clear_request_version()
+
+
+request_started.connect(_request_started, dispatch_uid="governance.versions.started")
+request_finished.connect(_request_finished, dispatch_uid="governance.versions.finished")
+
+
+# A process-local generation as well: changes made in this process invalidate at once, even
+# inside a transaction that has not committed (tests run in one).
+_generation = 0
+_generation_lock = threading.Lock()
+
+
+def _local_generation_bump() -> None:
+    global _generation
+    with _generation_lock:
+        _generation += 1
+
+
+def current_stamp() -> tuple[int, int, int] | None:
+    """What a memo is valid for: (shared version, local generation, uncommitted-change
+    token); None: do not memoise."""
+    token = _uncommitted_token()
+    version = grants_version()
+    if version is None:
+        return None
+    return version, _generation, token
+
+
+class VersionedMemo:
+    """A small LRU of values computed under one grants stamp (thread-safe, per process)."""
+
+    def __init__(self, max_entries: int = _MAX_ENTRIES) -> None:
+        self._data: OrderedDict[Hashable, tuple[tuple[int, int, int], float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_entries
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
+        stamp = current_stamp()
+        if stamp is None:
+            return compute()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is not None and hit[0] == stamp and now - hit[1] < MAX_AGE_SECONDS:
+                self._data.move_to_end(key)
+                value: T = hit[2]
+                return value
+        value = compute()
+        with self._lock:
+            self._data[key] = (stamp, now, value)
+            self._data.move_to_end(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+# --- what bumps it --------------------------------------------------------------------------
+
+
+def connect_signals() -> None:
+    """Bump on any save/delete of what decides access (called once, from governance.access)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.db.models.signals import m2m_changed, post_delete, post_save
+    from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
+
+    from governance.models import GovernedGroup
+
+    def any_change(**_: Any) -> None:
+        bump_grants()
+
+    def user_saved(update_fields: Any = None, **_: Any) -> None:
+        # A login only stamps last_login: no access decision depends on it.
+        if update_fields is not None and set(update_fields) <= {"last_login"}:
+            return
+        bump_grants()
+
+    user_model = get_user_model()
+    post_save.connect(user_saved, sender=user_model, dispatch_uid="gv-user-save", weak=False)
+    models_: list[Any] = [
+        user_model,
+        Group,
+        GovernedGroup,
+        get_group_obj_perms_model(),
+        get_user_obj_perms_model(),
+    ]
+    for n, model in enumerate(models_):
+        if model is not user_model:
+            post_save.connect(any_change, sender=model, dispatch_uid=f"gv-save-{n}", weak=False)
+        post_delete.connect(any_change, sender=model, dispatch_uid=f"gv-del-{n}", weak=False)
+    m2m_changed.connect(
+        any_change, sender=user_model.groups.through, dispatch_uid="gv-groups", weak=False
+    )
+    m2m_changed.connect(
+        any_change,
+        sender=user_model.user_permissions.through,
+        dispatch_uid="gv-user-perms",
+        weak=False,
+    )
+    m2m_changed.connect(
+        any_change, sender=Group.permissions.through, dispatch_uid="gv-group-perms", weak=False
+    )

@@ -1,0 +1,42 @@
+"""JSON rendering with orjson: byte-for-byte DRF's compact JSON, several times faster.
+
+The live board (50 KB for a small region) and a page of history (80 KB) spent a millisecond
+or more in ``json.dumps`` per answer. Values orjson would write differently from DRF —
+datetimes (DRF writes ``Z`` for UTC), dates, times, decimals, dataclasses, lazy strings and
+subclasses of built-in types — are handed to DRF's own encoder; an indented answer
+(``Accept: application/json; indent=2``) or anything orjson refuses goes to DRF's renderer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from rest_framework.renderers import JSONRenderer
+from rest_framework.utils.encoders import JSONEncoder
+
+_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_NON_STR_KEYS
+)
+_encoder = JSONEncoder()
+
+
+class FastJSONRenderer(JSONRenderer):
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        if data is None:
+            return b""
+        if self.get_indent(accepted_media_type or "", renderer_context or {}) is None:
+            try:
+                return orjson.dumps(data, default=_encoder.default, option=_OPTIONS)
+            except (TypeError, orjson.JSONEncodeError):
+                pass
+        return super().render(data, accepted_media_type, renderer_context)
