@@ -70,14 +70,21 @@ def _consume(
     stop: threading.Event,
     out: mp.Queue,
     progress: Any,
+    running: Any,
 ) -> None:
     _setup()
     from hub.census.consumer import ConsumerStats, RegionalConsumer
     from hub.census.services import IngestCounts
 
+    first = [True]
+
     def on_batch(counts: IngestCounts, _stats: ConsumerStats) -> None:
         with progress.get_lock():
             progress.value += counts.census_inserted
+        if first[0]:  # this consumer holds partitions and has stored its first batch
+            first[0] = False
+            with running.get_lock():
+                running.value += 1
 
     consumer = RegionalConsumer(
         bootstrap=bootstrap,
@@ -207,10 +214,12 @@ def main() -> None:
     out: mp.Queue = ctx.Queue()
     stop = ctx.Event()
     progress = ctx.Value("q", 0)
+    running = ctx.Value("i", 0)
     group = f"{topic}.hub"
     procs = [
         ctx.Process(
-            target=_consume, args=(topic, group, bootstrap, args.batch, stop, out, progress)
+            target=_consume,
+            args=(topic, group, bootstrap, args.batch, stop, out, progress, running),
         )
         for _ in range(args.consumers)
     ]
@@ -219,10 +228,16 @@ def main() -> None:
     # The consumers count what they stored; the parent stops them once every record is in
     # (without querying the table meanwhile: that would compete with them).
     # A replay after a rebalance inserts nothing new, so the table is counted too, rarely.
+    # Also timed: from the moment every consumer has stored a batch (the group has formed;
+    # joining it is a one-off start-up cost that a short run would otherwise mostly measure)
+    # to the last record stored.
     deadline = time.monotonic() + 900
     counted_at = time.monotonic()
+    all_running: tuple[float, int] | None = None
     while time.monotonic() < deadline and progress.value < args.records:
-        time.sleep(0.2)
+        time.sleep(0.02)
+        if all_running is None and running.value >= args.consumers:
+            all_running = (time.monotonic(), progress.value)
         if time.monotonic() - counted_at > 5:
             counted_at = time.monotonic()
             with connection.cursor() as cursor:
@@ -232,6 +247,7 @@ def main() -> None:
                 )
                 if cursor.fetchone()[0] >= args.records:
                     break
+    all_done = time.monotonic()
     stop.set()
     results = []
     for _ in procs:
@@ -248,6 +264,9 @@ def main() -> None:
     first = min(r[2] for r in results if r[2])
     last = max(r[3] for r in results if r[3])
     ingest_rate = stored / (last - first)
+    steady_rate = None
+    if all_running is not None and args.records - all_running[1] >= args.records // 5:
+        steady_rate = (args.records - all_running[1]) / (all_done - all_running[0])
     consumer_cpu = sum(r[5] for r in results)
     backends = [r[6] for r in results]
     backend_cpu_s = None if None in backends else sum(b for b in backends if b is not None)
@@ -280,6 +299,12 @@ def main() -> None:
         f"plain COPY, same rows   {copy_rate:>12,.0f} records/s  ({copy_format}, prepared buffer)"
     )
     print(f"ratio                   {ingest_rate / copy_rate:>12.0%}")
+    if steady_rate is not None and args.consumers > 1:
+        print(
+            f"  with every consumer running {steady_rate:>8,.0f} records/s  "
+            f"({args.records - all_running[1]:,} records after the group formed): "  # type: ignore[index]
+            f"{steady_rate / copy_rate:.0%} of COPY"
+        )
     per = 1e6 / max(stored, 1)
     print(f"consumer CPU            {consumer_cpu * per:>12.1f} µs/record  ({consumer_cpu:.1f} s)")
     if backend_cpu_s is not None:
@@ -293,6 +318,7 @@ def main() -> None:
     print(
         f"goal                    50,000 records/s and 25% of COPY: "
         f"{'met' if ingest_rate >= 50_000 and ingest_rate >= 0.25 * copy_rate else 'NOT met'}"
+        " (whole run, group join included)"
     )
 
 
