@@ -492,7 +492,8 @@ def report(label: str, runs: list[Run]) -> float:
         for k, a in zip(("wall", "cpu", "pg"), accounted, strict=True)
     ]
     parts.append(f"other {other[0]:.0f}/{other[1]:.0f}/{other[2]:.0f}")
-    print("          stages wall/cpu/pg ms: " + "; ".join(parts))
+    print("          stages wall/cpu/pg ms: " + "; ".join(parts[:5]))
+    print("                                 " + "; ".join(parts[5:]))
     print(
         f"          {r.mode}; status changes {r.status_changes}; recommendations new "
         f"{r.recommendations_new}, renewed {r.recommendations_renewed}, closed "

@@ -5,13 +5,14 @@ A national region stores thousands of rows a minute (every hospital's status, a
 load-balancing region's renewed advice, tens of thousands of live alerts). Django's
 ``bulk_update`` writes them as one ``CASE WHEN id = … THEN …`` per field per batch of 500,
 which costs seconds to build, send and evaluate at that size; ``bulk_create`` makes a model
-instance per row. Here the rows travel as one JSON document (one parameter: the C encoder
-writes it, libpq quotes one string; arrays of strings would be quoted element by element in
-Python by the client-side binding Django uses) and PostgreSQL reads them back typed:
+instance per row. Here the rows travel as one JSON document, one parameter (the C encoder
+writes it and libpq quotes one string; arrays of strings would be quoted element by element
+in Python by the client-side binding Django uses), which PostgreSQL parses once into jsonb
+(``json`` would parse each row again for each column read) and reads back typed:
 
     UPDATE t SET a = v.a, … FROM (SELECT (e->>0)::bigint AS id, (e->>1)::text AS a, …
-    FROM json_array_elements(%s::json) AS e) AS v WHERE t.id = v.id
-    INSERT INTO t (a, …) SELECT (e->>0)::text, … FROM json_array_elements(%s::json) AS e
+    FROM jsonb_array_elements(%s::jsonb) AS e) AS v WHERE t.id = v.id
+    INSERT INTO t (a, …) SELECT (e->>0)::text, … FROM jsonb_array_elements(%s::jsonb) AS e
 
 Every name put into the statements comes from the model's metadata and every value is in
 the parameter: hence the ``noqa: S608``. Times travel as ISO 8601 text (exact to the
@@ -47,7 +48,7 @@ def _column(model: type[models.Model], name: str) -> tuple[str, str]:
 def _value_sql(i: int, db_type: str) -> str:
     """The SQL reading element ``i`` of a row (a JSON array ``e``) as ``db_type``."""
     if db_type == "jsonb":
-        return f"CASE WHEN json_typeof(e->{i}) = 'null' THEN NULL ELSE (e->{i})::jsonb END"
+        return f"CASE WHEN jsonb_typeof(e->{i}) = 'null' THEN NULL ELSE e->{i} END"
     return f"(e->>{i})::{db_type}"
 
 
@@ -104,7 +105,7 @@ def update_rows(
     sets = ", ".join(f"{qn(c)} = v.{qn(c)}" for c in names[1:])
     sql = (
         f"UPDATE {qn(table)} AS t SET {sets} "  # noqa: S608
-        f"FROM (SELECT {select} FROM json_array_elements(%s::json) AS e) AS v "
+        f"FROM (SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS e) AS v "
         f"WHERE t.{qn(key_column)} = v.{qn(key_column)}"
     )
     with connection.cursor() as cursor:
@@ -126,7 +127,7 @@ def insert_rows(
     pk = model._meta.pk.column if model._meta.pk is not None else "id"
     sql = (
         f"INSERT INTO {qn(table)} ({', '.join(qn(c) for c in names)}) "  # noqa: S608
-        f"SELECT {select} FROM json_array_elements(%s::json) AS e"
+        f"SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS e"
         + (f" RETURNING {qn(pk)}" if returning else "")
     )
     with connection.cursor() as cursor:
