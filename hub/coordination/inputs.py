@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Max
 
 from deid.contracts.vocabulary import UnitType
@@ -215,24 +215,32 @@ WITH units AS (
     WHERE h.region_id = %(region)s AND h.active AND u.active
         AND (u.unit_type = ANY(%(icu)s) OR u.unit_type = ANY(%(ward)s))
 ), kinds AS (
-    SELECT hospital_id, icu,
-        count(*) FILTER (WHERE fresh) AS fresh_units,
-        bool_or(occupied_beds IS NULL) FILTER (WHERE fresh) AS withheld,
-        sum(beds) FILTER (WHERE fresh) AS beds,
-        sum(occupied_beds) FILTER (WHERE fresh) AS occupied,
+    SELECT hospital_id,
+        count(*) FILTER (WHERE fresh AND icu) AS icu_fresh,
+        bool_or(occupied_beds IS NULL) FILTER (WHERE fresh AND icu) AS icu_withheld,
+        sum(beds) FILTER (WHERE fresh AND icu) AS icu_beds,
+        sum(occupied_beds) FILTER (WHERE fresh AND icu) AS icu_occupied,
         -- Per unit, in unit order; not needed when a unit of several has none (the sum of
         -- every horizon would lack that unit).
-        CASE WHEN count(*) = 1 OR bool_and(forecast <> '[]'::jsonb)
-            THEN jsonb_agg(forecast ORDER BY code) END AS forecasts
-    FROM units GROUP BY hospital_id, icu
+        CASE WHEN count(*) FILTER (WHERE icu) = 1
+                OR bool_and(forecast <> '[]'::jsonb) FILTER (WHERE icu)
+            THEN jsonb_agg(forecast ORDER BY code) FILTER (WHERE icu) END AS icu_forecasts,
+        count(*) FILTER (WHERE fresh AND NOT icu) AS ward_fresh,
+        bool_or(occupied_beds IS NULL) FILTER (WHERE fresh AND NOT icu) AS ward_withheld,
+        sum(beds) FILTER (WHERE fresh AND NOT icu) AS ward_beds,
+        sum(occupied_beds) FILTER (WHERE fresh AND NOT icu) AS ward_occupied,
+        CASE WHEN count(*) FILTER (WHERE NOT icu) = 1
+                OR bool_and(forecast <> '[]'::jsonb) FILTER (WHERE NOT icu)
+            THEN jsonb_agg(forecast ORDER BY code) FILTER (WHERE NOT icu) END AS ward_forecasts
+    FROM units GROUP BY hospital_id
 )
 SELECT h.site_code, h.name, h.trauma_level, h.stroke, h.stemi_pci, h.paediatrics, h.burns,
     h.psychiatry, h.maternity,
     ed.unit_id, ed.baseline, ed.has_state, ed.stale, ed.observed_at, ed.staffed_beds,
     ed.surge_beds, ed.occupied_beds, ed.ed_in_treatment, ed.ed_waiting, ed.ed_boarding,
     ed.longest_boarding_minutes, ed.offload_p90_minutes, ed.forecast,
-    icu.fresh_units, icu.withheld, icu.beds, icu.occupied, icu.forecasts,
-    ward.fresh_units, ward.withheld, ward.beds, ward.occupied, ward.forecasts
+    k.icu_fresh, k.icu_withheld, k.icu_beds, k.icu_occupied, k.icu_forecasts,
+    k.ward_fresh, k.ward_withheld, k.ward_beds, k.ward_occupied, k.ward_forecasts
 FROM registry_hospital h
 LEFT JOIN LATERAL (
     SELECT u.id AS unit_id, u.staffed_beds AS baseline, s.id IS NOT NULL AS has_state,
@@ -244,8 +252,7 @@ LEFT JOIN LATERAL (
     WHERE u.hospital_id = h.id AND u.active AND u.unit_type = %(ed)s
     ORDER BY u.code LIMIT 1
 ) ed ON true
-LEFT JOIN kinds icu ON icu.hospital_id = h.id AND icu.icu
-LEFT JOIN kinds ward ON ward.hospital_id = h.id AND NOT ward.icu
+LEFT JOIN kinds k ON k.hospital_id = h.id
 WHERE h.region_id = %(region)s AND h.active
 ORDER BY h.site_code
 """
@@ -275,7 +282,13 @@ def region_states(region: Region, now: datetime) -> list[HospitalState]:
         "ward": sorted(WARD_TYPES),
         "ed": UnitType.EMERGENCY.value,
     }
-    with connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # For the rest of the transaction (the evaluation): JIT compiling these statements
+        # costs more than it saves, and the aggregate of a national region's unit forecasts
+        # would spill to disk in the default 4 MB of work memory.
+        cursor.execute(
+            "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"
+        )
         cursor.execute(_STATES_SQL, params)
         rows = cursor.fetchall()
     never = datetime.min.replace(tzinfo=now.tzinfo)
