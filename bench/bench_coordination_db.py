@@ -42,7 +42,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -234,7 +234,9 @@ class Seeded:
     travel_pairs: int
 
 
-def seed_region(cursor: Any, states: list[Any], travel: dict[str, dict[str, float]]) -> Seeded:
+def seed_region(
+    cursor: Any, states: list[Any], travel: Mapping[str, Mapping[str, float]]
+) -> Seeded:
     from hub.registry.models import Region
 
     pid = os.getpid()
@@ -527,7 +529,7 @@ def main() -> int:
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through the cleanup
     delivered: list[int] = []
-    services._deliver_later = lambda sends: delivered.append(len(list(sends)))  # type: ignore[assignment]
+    services._deliver_later = lambda sends: delivered.append(len(list(sends)))
 
     started = time.perf_counter()
     base = make_region(args.hospitals, SCENARIOS["normal"], args.seed)

@@ -274,7 +274,7 @@ def region_states(region: Region, now: datetime) -> list[HospitalState]:
     """Every active hospital's live state as the pure rules read it (one query; the same
     states as ``region_states_live``)."""
     limit = timedelta(seconds=conf.stale_after_seconds())
-    params = {
+    params: dict[str, Any] = {
         "region": region.pk,
         "audience": DEFAULT_AUDIENCE,
         "fresh_after": now - limit,

@@ -250,7 +250,7 @@ def _store_statuses(
         if levels[i] > 0:
             level = int(levels[i])
             level_since = s.since.get(code)
-        row = (
+        row: tuple[Any, ...] = (
             status,
             since,
             expires,
