@@ -147,7 +147,7 @@ def test_store_statuses_writes_only_the_rows_that_changed(w: World) -> None:
     )
 
 
-def test_renewed_advice_and_alerts_are_written_in_one_statement_each(w: World) -> None:
+def test_renewed_advice_is_written_set_based_and_its_changed_words_stored(w: World) -> None:
     for s in (w.g, *w.others):
         saturated(s)
     t0 = timezone.now()
@@ -167,6 +167,12 @@ def test_renewed_advice_and_alerts_are_written_in_one_statement_each(w: World) -
     assert isinstance(rec.routes, list)
     assert rec.routes[0]["explanation"]
     assert isinstance(rec.figures, dict)
+    # Changed figures: the renewal stores the new words in place.
+    m.DiversionRecommendation.objects.filter(pk=rec.pk).update(explanation="stale words", score=-1)
+    services.region_evaluate(region=w.region, now=t0 + timedelta(minutes=2))
+    again = m.DiversionRecommendation.objects.get(pk=rec.pk)
+    assert (again.explanation, again.score) == (rec.explanation, rec.score)
+    assert again.renewed_at == t0 + timedelta(minutes=2)
 
 
 def test_sqlrows_round_trip_json_nulls_and_times(w: World) -> None:
