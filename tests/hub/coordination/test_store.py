@@ -206,3 +206,40 @@ def test_sqlrows_round_trip_json_nulls_and_times(w: World) -> None:
     assert (a.hospital_id, a.figures, a.last_seen_at, a.raised_at) == (h.pk, {}, later, now)
     assert sqlrows.update_rows(m.Alert, "id", [], {"figures": []}) == 0
     assert sqlrows.insert_rows(m.Alert, {"key": []}) == []
+
+
+def _summed_reference(forecasts: list[list[dict[str, Any]]]) -> tuple[Any, ...]:
+    """The summation as it was written before (per unit points, grouped, summed)."""
+    from hub.coordination.state import ForecastPoint
+
+    by_h: dict[float, list[Any]] = {}
+    for forecast in forecasts:
+        for p in inputs._points(forecast):
+            by_h.setdefault(p.horizon_hours, []).append(p)
+    return tuple(
+        ForecastPoint(
+            horizon_hours=h,
+            p50=sum(p.p50 for p in ps),
+            p10=None if any(p.p10 is None for p in ps) else sum(p.p10 or 0 for p in ps),
+            p90=None if any(p.p90 is None for p in ps) else sum(p.p90 or 0 for p in ps),
+        )
+        for h, ps in sorted(by_h.items())
+        if len(ps) == len(forecasts)
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_forecasts_of_several_units_sum_as_before(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+
+    def point() -> dict[str, Any]:
+        p: dict[str, Any] = {"horizon_hours": rng.choice([1, 2, 3, 4.0, "x", None])}
+        for k in ("p50", "p10", "p90"):
+            if rng.random() < 0.8:
+                p[k] = rng.choice([None, 0, 0.1, rng.uniform(-20, 20)])
+        return p
+
+    units = [[point() for _ in range(rng.randint(0, 7))] for _ in range(rng.randint(2, 4))]
+    assert inputs._summed_forecasts(units) == _summed_reference(units)
