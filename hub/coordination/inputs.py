@@ -9,14 +9,17 @@ the rules leave a missing figure out rather than guess it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Count, Max
 
 from deid.contracts.vocabulary import UnitType
-from hub.census.selectors import HospitalLive, UnitLive, live_hospitals
+from hub.census import conf
+from hub.census.selectors import DEFAULT_AUDIENCE, HospitalLive, UnitLive, live_hospitals
 from hub.coordination import models as m
 from hub.coordination.diversion import Mode, PriorStatus, Status
 from hub.coordination.region import Priors
@@ -42,18 +45,32 @@ WARD_TYPES = {
 
 
 def capabilities(h: Hospital) -> Capabilities:
+    return _capabilities(
+        h.trauma_level, h.stroke, h.stemi_pci, h.paediatrics, h.burns, h.psychiatry, h.maternity
+    )
+
+
+def _capabilities(
+    trauma_level: int | None,
+    stroke: str,
+    stemi_pci: bool,
+    paediatrics: bool,
+    burns: bool,
+    psychiatry: bool,
+    maternity: bool,
+) -> Capabilities:
     try:
-        stroke = StrokeLevel(h.stroke)
+        level = StrokeLevel(stroke)
     except ValueError:
-        stroke = StrokeLevel.NONE
+        level = StrokeLevel.NONE
     return Capabilities(
-        trauma_level=h.trauma_level,
-        stroke=stroke,
-        stemi_pci=h.stemi_pci,
-        paediatrics=h.paediatrics,
-        burns=h.burns,
-        psychiatry=h.psychiatry,
-        maternity=h.maternity,
+        trauma_level=trauma_level,
+        stroke=level,
+        stemi_pci=stemi_pci,
+        paediatrics=paediatrics,
+        burns=burns,
+        psychiatry=psychiatry,
+        maternity=maternity,
     )
 
 
@@ -81,25 +98,41 @@ def _points(rows: Iterable[Mapping[str, Any]]) -> tuple[ForecastPoint, ...]:
 def _summed(units: Sequence[UnitLive]) -> tuple[ForecastPoint, ...]:
     """Several units of one kind: add their forecasts per horizon (the median of a sum is
     not the sum of medians, but for a few units the sum is the figure operators read)."""
-    if len(units) == 1:
-        return _points(units[0].forecast)
-    by_h: dict[float, list[ForecastPoint]] = {}
-    for u in units:
-        for p in _points(u.forecast):
-            by_h.setdefault(p.horizon_hours, []).append(p)
-    out = []
-    for h, ps in sorted(by_h.items()):
-        if len(ps) != len(units):
-            continue  # a unit without this horizon: the sum would undercount
-        out.append(
-            ForecastPoint(
-                horizon_hours=h,
-                p50=sum(p.p50 for p in ps),
-                p10=None if any(p.p10 is None for p in ps) else sum(p.p10 or 0 for p in ps),
-                p90=None if any(p.p90 is None for p in ps) else sum(p.p90 or 0 for p in ps),
-            )
-        )
-    return tuple(out)
+    return _summed_forecasts([u.forecast for u in units])
+
+
+def _summed_forecasts(
+    forecasts: Sequence[Iterable[Mapping[str, Any]]],
+) -> tuple[ForecastPoint, ...]:
+    """``_summed`` of the units' forecasts (one list of points per unit, in unit order)."""
+    if len(forecasts) == 1:
+        return _points(forecasts[0])
+    # Summed straight from the records, in the order ``_points`` would give (by horizon,
+    # unit by unit): a region reads thousands of these a minute.
+    by_h: dict[float, list[Any]] = {}  # horizon: [entries, p50, p10 or None, p90 or None]
+    for forecast in forecasts:
+        for r in forecast:
+            try:
+                horizon = float(r["horizon_hours"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            p50 = r.get("p50")
+            if p50 is None:
+                continue  # the median withheld (suppressed): no point to use
+            p10, p90 = r.get("p10"), r.get("p90")
+            acc = by_h.get(horizon)
+            if acc is None:
+                acc = by_h[horizon] = [0, 0, 0, 0]
+            acc[0] += 1
+            acc[1] += float(p50)
+            acc[2] = None if acc[2] is None or p10 is None else acc[2] + (float(p10) or 0)
+            acc[3] = None if acc[3] is None or p90 is None else acc[3] + (float(p90) or 0)
+    return tuple(
+        ForecastPoint(horizon_hours=h, p50=acc[1], p10=acc[2], p90=acc[3])
+        for h, acc in sorted(by_h.items())
+        # A unit without this horizon: the sum would undercount.
+        if acc[0] == len(forecasts)
+    )
 
 
 def _beds(units: Sequence[UnitLive]) -> tuple[int | None, int | None]:
@@ -163,9 +196,162 @@ def hospital_state(live: HospitalLive, now: datetime) -> HospitalState:
     )
 
 
-def region_states(region: Region, now: datetime) -> list[HospitalState]:
+def region_states_live(region: Region, now: datetime) -> list[HospitalState]:
+    """``region_states`` through the live board's selector (``live_hospitals``): the same
+    states, built from every unit's full live record. Kept as the reference the fast read
+    is tested against."""
     lives = live_hospitals(hospitals=Hospital.objects.filter(region=region), now=now)
     return [hospital_state(live, now) for live in lives]
+
+
+# The live state the rules read, one row per active hospital of a region, in one query:
+# the first ED unit by code with its live figures, and per kind (ICU, ward) the summed beds of
+# the fresh units and the units' forecasts. The same reading as ``hospital_state`` over
+# ``live_hospitals`` (a unit is fresh when it has a snapshot its site does not flag as stale,
+# observed within the staleness limit; staffed beds 0 or missing fall back to the registry's
+# baseline; one withheld occupancy makes the kind's beds unknown), without building the
+# board's per-unit records (provenance, EDXL-HAVE types, feeds, directives) for 60,000 units.
+_STATES_SQL = """
+WITH units AS (
+    SELECT u.hospital_id, u.code, u.unit_type = ANY(%(icu)s) AS icu,
+        s.id IS NOT NULL AND s.stale IS NOT TRUE AND s.observed_at >= %(fresh_after)s AS fresh,
+        COALESCE(NULLIF(s.staffed_beds, 0), u.staffed_beds) + COALESCE(s.surge_beds, 0) AS beds,
+        s.occupied_beds, COALESCE(s.forecast, '[]'::jsonb) AS forecast
+    FROM registry_unit u
+    JOIN registry_hospital h ON h.id = u.hospital_id
+    LEFT JOIN census_unitstate s ON s.unit_id = u.id AND s.audience = %(audience)s
+    WHERE h.region_id = %(region)s AND h.active AND u.active
+        AND (u.unit_type = ANY(%(icu)s) OR u.unit_type = ANY(%(ward)s))
+), kinds AS (
+    SELECT hospital_id,
+        count(*) FILTER (WHERE fresh AND icu) AS icu_fresh,
+        bool_or(occupied_beds IS NULL) FILTER (WHERE fresh AND icu) AS icu_withheld,
+        sum(beds) FILTER (WHERE fresh AND icu) AS icu_beds,
+        sum(occupied_beds) FILTER (WHERE fresh AND icu) AS icu_occupied,
+        -- Per unit, in unit order; not needed when a unit of several has none (the sum of
+        -- every horizon would lack that unit).
+        CASE WHEN count(*) FILTER (WHERE icu) = 1
+                OR bool_and(forecast <> '[]'::jsonb) FILTER (WHERE icu)
+            THEN jsonb_agg(forecast ORDER BY code) FILTER (WHERE icu) END AS icu_forecasts,
+        count(*) FILTER (WHERE fresh AND NOT icu) AS ward_fresh,
+        bool_or(occupied_beds IS NULL) FILTER (WHERE fresh AND NOT icu) AS ward_withheld,
+        sum(beds) FILTER (WHERE fresh AND NOT icu) AS ward_beds,
+        sum(occupied_beds) FILTER (WHERE fresh AND NOT icu) AS ward_occupied,
+        CASE WHEN count(*) FILTER (WHERE NOT icu) = 1
+                OR bool_and(forecast <> '[]'::jsonb) FILTER (WHERE NOT icu)
+            THEN jsonb_agg(forecast ORDER BY code) FILTER (WHERE NOT icu) END AS ward_forecasts
+    FROM units GROUP BY hospital_id
+)
+SELECT h.site_code, h.name, h.trauma_level, h.stroke, h.stemi_pci, h.paediatrics, h.burns,
+    h.psychiatry, h.maternity,
+    ed.unit_id, ed.baseline, ed.has_state, ed.stale, ed.observed_at, ed.staffed_beds,
+    ed.surge_beds, ed.occupied_beds, ed.ed_in_treatment, ed.ed_waiting, ed.ed_boarding,
+    ed.longest_boarding_minutes, ed.offload_p90_minutes, ed.forecast,
+    k.icu_fresh, k.icu_withheld, k.icu_beds, k.icu_occupied, k.icu_forecasts,
+    k.ward_fresh, k.ward_withheld, k.ward_beds, k.ward_occupied, k.ward_forecasts
+FROM registry_hospital h
+LEFT JOIN LATERAL (
+    SELECT u.id AS unit_id, u.staffed_beds AS baseline, s.id IS NOT NULL AS has_state,
+        s.stale, s.observed_at, s.staffed_beds, s.surge_beds, s.occupied_beds,
+        s.ed_in_treatment, s.ed_waiting, s.ed_boarding, s.longest_boarding_minutes,
+        s.offload_p90_minutes, s.forecast
+    FROM registry_unit u
+    LEFT JOIN census_unitstate s ON s.unit_id = u.id AND s.audience = %(audience)s
+    WHERE u.hospital_id = h.id AND u.active AND u.unit_type = %(ed)s
+    ORDER BY u.code LIMIT 1
+) ed ON true
+LEFT JOIN kinds k ON k.hospital_id = h.id
+WHERE h.region_id = %(region)s AND h.active
+ORDER BY h.site_code
+"""
+
+
+def _kind_beds(
+    fresh_units: int | None, withheld: bool | None, beds: int | None, occupied: int | None
+) -> tuple[int | None, int | None]:
+    if not fresh_units or withheld:
+        return None, None
+    return int(beds or 0), int(occupied or 0)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def region_states(region: Region, now: datetime) -> list[HospitalState]:
+    """Every active hospital's live state as the pure rules read it (one query; the same
+    states as ``region_states_live``)."""
+    limit = timedelta(seconds=conf.stale_after_seconds())
+    params: dict[str, Any] = {
+        "region": region.pk,
+        "audience": DEFAULT_AUDIENCE,
+        "fresh_after": now - limit,
+        "icu": sorted(ICU_TYPES),
+        "ward": sorted(WARD_TYPES),
+        "ed": UnitType.EMERGENCY.value,
+    }
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # For the rest of the transaction (the evaluation): JIT compiling these statements
+        # costs more than it saves, and the aggregate of a national region's unit forecasts
+        # would spill to disk in the default 4 MB of work memory.
+        cursor.execute(
+            "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"
+        )
+        cursor.execute(_STATES_SQL, params)
+        rows = cursor.fetchall()
+    never = datetime.min.replace(tzinfo=now.tzinfo)
+    caps: dict[tuple[Any, ...], Capabilities] = {}
+    out = []
+    for row in rows:
+        (code, name, trauma, stroke, stemi, paeds, burns, psych, maternity) = row[:9]
+        (ed_unit, baseline, has_state, flagged, observed, staffed, surge, occupied,
+         in_treatment, waiting, boarding, longest, offload, ed_forecast) = row[9:23]  # fmt: skip
+        key = (trauma, stroke, stemi, paeds, burns, psych, maternity)
+        cap = caps.get(key)
+        if cap is None:
+            cap = caps[key] = _capabilities(*key)
+        capacity = occupied_now = 0
+        as_of = None
+        stale = True
+        if ed_unit is not None:
+            capacity = (staffed or baseline) + (surge or 0)
+            occupied_now = occupied or 0
+            if occupied is None and in_treatment is not None:
+                occupied_now = (in_treatment or 0) + (boarding or 0)
+            if has_state:
+                as_of = observed
+                stale = bool(flagged) or now - observed > limit
+        icu_cap, icu_occ = _kind_beds(*row[23:27])
+        ward_cap, ward_occ = _kind_beds(*row[28:32])
+        # JSON arrives as text (Django's psycopg loader): decoded only where there is any.
+        ed_points = _points(_json(ed_forecast)) if ed_forecast else ()
+        icu_points = _summed_forecasts(_json(row[27])) if row[27] else ()
+        ward_points = _summed_forecasts(_json(row[32])) if row[32] else ()
+        forecast = None
+        if ed_points or icu_points or ward_points:
+            forecast = Forecast(as_of=as_of or now, ed=ed_points, icu=icu_points, ward=ward_points)
+        out.append(
+            HospitalState(
+                code=code,
+                name=name,
+                capabilities=cap,
+                as_of=as_of or never,
+                feed_stale=stale,
+                ed_capacity=capacity,
+                ed_occupied=occupied_now,
+                ed_waiting=waiting,
+                ed_boarding=boarding,
+                longest_boarding_minutes=longest,
+                offload_p90_minutes=offload,
+                offload_as_of=as_of,
+                icu_capacity=icu_cap,
+                icu_occupied=icu_occ,
+                ward_capacity=ward_cap,
+                ward_occupied=ward_occ,
+                forecast=forecast,
+            )
+        )
+    return out
 
 
 def travel_times(region: Region) -> TravelTimes:
@@ -190,17 +376,32 @@ def priors(region: Region) -> Priors:
     """What the last evaluation left: statuses, levels, the region's mode and level."""
     diversion: dict[str, PriorStatus] = {}
     surge: dict[str, PriorLevel] = {}
-    rows = m.HospitalStatus.objects.filter(hospital__region=region).select_related("hospital")
-    for row in rows:
-        code = row.hospital.site_code
-        diversion[code] = PriorStatus(
-            status=Status(row.diversion_status),
-            since=row.status_since,
-            expires_at=row.expires_at,
-            destinations={AmbulanceClass(k): v for k, v in (row.destinations or {}).items()},
+    rows = (
+        m.HospitalStatus.objects.filter(hospital__region=region)
+        .order_by()
+        .values_list(
+            "hospital__site_code",
+            "diversion_status",
+            "status_since",
+            "expires_at",
+            "destinations",
+            "surge_level",
+            "level_since",
         )
-        if row.surge_level is not None:
-            surge[code] = PriorLevel(level=row.surge_level, since=row.level_since)
+    )
+    statuses = {s.value: s for s in Status}
+    classes = {c.value: c for c in AmbulanceClass}
+    for code, status, since, expires_at, destinations, level, level_since in rows:
+        diversion[code] = PriorStatus(
+            status=statuses.get(status) or Status(status),
+            since=since,
+            expires_at=expires_at,
+            destinations={
+                classes.get(k) or AmbulanceClass(k): v for k, v in (destinations or {}).items()
+            },
+        )
+        if level is not None:
+            surge[code] = PriorLevel(level=level, since=level_since)
     state = m.RegionState.objects.filter(region=region).first()
     region_level = None
     mode = Mode.NORMAL

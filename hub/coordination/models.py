@@ -178,11 +178,13 @@ class DiversionRecommendation(models.Model):
 
     def signature(self) -> tuple[Any, ...]:
         """What makes two recommendations the same advice (not the same numbers)."""
-        return (
-            self.mode,
-            self.status,
-            tuple(sorted((r["class"], r["destination"]) for r in self.routes)),
-        )
+        return recommendation_signature(self.mode, self.status, self.routes)
+
+
+def recommendation_signature(mode: str, status: str, routes: Any) -> tuple[Any, ...]:
+    """What makes two recommendations the same advice: mode, status and the destination of
+    each ambulance class (not the numbers)."""
+    return (mode, status, tuple(sorted((r["class"], r["destination"]) for r in routes)))
 
 
 class DiversionDecision(models.Model):

@@ -20,7 +20,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from governance import audit
-from hub.coordination import inputs, matching, rules
+from hub.coordination import inputs, matching, rules, sqlrows
 from hub.coordination import models as m
 from hub.coordination.alerts_rules import AlertCandidate, OpenAlert, plan_alerts
 from hub.coordination.config import RegionConfig
@@ -118,8 +118,8 @@ def region_evaluate(*, region: Region, now: datetime | None = None) -> Evaluatio
     )
     rules_ms = (time.perf_counter() - started) * 1000
 
-    hospitals = {h.site_code: h for h in Hospital.objects.filter(region=region)}
-    _store_statuses(ev, hospitals, now)
+    hospitals = dict(Hospital.objects.filter(region=region).values_list("site_code", "pk"))
+    _store_statuses(region, ev, hospitals, now)
     new, renewed, closed_recs = _store_recommendations(region, ev, hospitals, now)
     _store_surge(region, ev.surge.changes, hospitals)
     raised, resolved, escalated = _store_alerts(region, ev.alerts, hospitals, now, config)
@@ -194,58 +194,103 @@ def regions_changed_since_evaluated() -> list[Region]:
     return list(Region.objects.filter(pk__in=due))
 
 
-def _store_statuses(ev: RegionEvaluation, hospitals: Mapping[str, Hospital], now: datetime) -> None:
+_STATUS_FIELDS = (
+    "diversion_status",
+    "status_since",
+    "expires_at",
+    "destinations",
+    "pressure",
+    "fresh",
+    "surge_level",
+    "level_since",
+    "surge_score",
+)
+
+
+def _store_statuses(
+    region: Region, ev: RegionEvaluation, hospitals: Mapping[str, int], now: datetime
+) -> int:
+    """Every evaluated hospital's status row: created if new, its values written only where
+    they changed, and ``evaluated_at`` moved to ``now`` on all of them (one statement each).
+    Returns the number of rows created or changed."""
     d, s = ev.diversion, ev.surge
     routes = {r.hospital: r.routes for r in d.recommendations}
     existing = {
-        row.hospital_id: row
-        for row in m.HospitalStatus.objects.filter(hospital__in=list(hospitals.values()))
+        row[0]: row[1:]
+        for row in m.HospitalStatus.objects.filter(hospital__region=region)
+        .order_by()
+        .values_list("hospital_id", *_STATUS_FIELDS)
     }
     pressure = d.pressure.tolist()
     fresh = d.arrays.fresh.tolist()
     scores = s.score.tolist()
     levels = s.level.tolist()
-    create: list[m.HospitalStatus] = []
-    update: list[m.HospitalStatus] = []
+    open_value = m.DiversionStatus.OPEN.value
+    create: list[tuple[Any, ...]] = []
+    change: list[tuple[Any, ...]] = []
+    same: list[int] = []
     for i, code in enumerate(d.codes):
-        h = hospitals.get(code)
-        if h is None:
+        hid = hospitals.get(code)
+        if hid is None:
             continue
-        row = existing.get(h.pk) or m.HospitalStatus(hospital=h)
+        old = existing.get(hid)
+        if old is None:
+            old = (open_value, None, None, {}, None, False, None, None, None)
+        status, since, expires, destinations, _, _, level, level_since, _ = old
         n = d.statuses.get(code)
         if n is not None:
-            row.diversion_status = n.status.value
-            row.status_since = n.since
-            row.expires_at = n.expires_at
-            row.destinations = {
+            status = n.status.value
+            since = n.since
+            expires = n.expires_at
+            destinations = {
                 r.ambulance_class.value: r.destination
                 for r in routes.get(code, ())
-                if n.status.value != m.DiversionStatus.OPEN
+                if status != open_value
             }
-        row.pressure = None if pressure[i] != pressure[i] else pressure[i]  # NaN → None
-        row.fresh = bool(fresh[i])
         if levels[i] > 0:
-            row.surge_level = int(levels[i])
-            row.level_since = s.since.get(code)
-        row.surge_score = None if scores[i] != scores[i] else scores[i]
-        row.evaluated_at = now
-        (update if row.pk else create).append(row)
-    m.HospitalStatus.objects.bulk_create(create)
-    m.HospitalStatus.objects.bulk_update(
-        update,
-        [
-            "diversion_status",
-            "status_since",
-            "expires_at",
-            "destinations",
-            "pressure",
-            "fresh",
-            "surge_level",
-            "level_since",
-            "surge_score",
-            "evaluated_at",
-        ],
-        batch_size=500,
+            level = int(levels[i])
+            level_since = s.since.get(code)
+        row: tuple[Any, ...] = (
+            status,
+            since,
+            expires,
+            destinations,
+            None if pressure[i] != pressure[i] else pressure[i],  # NaN → None
+            bool(fresh[i]),
+            level,
+            level_since,
+            None if scores[i] != scores[i] else scores[i],
+        )
+        if hid not in existing:
+            create.append((hid, *row))
+        elif row != old:
+            change.append((hid, *row))
+        else:
+            same.append(hid)
+    for rows, write in ((create, _insert_statuses), (change, _update_statuses)):
+        if rows:
+            columns = list(zip(*rows, strict=True))
+            write(columns, now)
+    if same:
+        sqlrows.set_where_in(m.HospitalStatus, "hospital", same, {"evaluated_at": now})
+    return len(create) + len(change)
+
+
+def _insert_statuses(columns: list[tuple[Any, ...]], now: datetime) -> None:
+    values = dict(zip(_STATUS_FIELDS, columns[1:], strict=True))
+    sqlrows.insert_rows(
+        m.HospitalStatus,
+        {"hospital": columns[0], **values, "evaluated_at": [now] * len(columns[0])},
+    )
+
+
+def _update_statuses(columns: list[tuple[Any, ...]], now: datetime) -> None:
+    values = dict(zip(_STATUS_FIELDS, columns[1:], strict=True))
+    sqlrows.update_rows(
+        m.HospitalStatus,
+        "hospital",
+        columns[0],
+        {**values, "evaluated_at": [now] * len(columns[0])},
     )
 
 
@@ -280,70 +325,89 @@ def _answered_statuses(region: Region, now: datetime) -> dict[Any, set[str]]:
 
 
 def _store_recommendations(
-    region: Region, ev: RegionEvaluation, hospitals: Mapping[str, Hospital], now: datetime
+    region: Region, ev: RegionEvaluation, hospitals: Mapping[str, int], now: datetime
 ) -> tuple[int, int, int]:
     pending = {
-        r.hospital_id: r
-        for r in m.DiversionRecommendation.objects.select_for_update().filter(
-            region=region, state=m.DiversionRecommendation.State.PENDING
+        hid: (pk, m.recommendation_signature(mode, status, routes), expires_at)
+        for pk, hid, mode, status, routes, expires_at in (
+            m.DiversionRecommendation.objects.select_for_update()
+            .filter(region=region, state=m.DiversionRecommendation.State.PENDING)
+            .order_by()
+            .values_list("pk", "hospital_id", "mode", "status", "routes", "expires_at")
         )
     }
     answered = _answered_statuses(region, now)
-    new_rows: list[m.DiversionRecommendation] = []
-    renewed_rows: list[m.DiversionRecommendation] = []
-    closed_rows: list[m.DiversionRecommendation] = []
+    new_rows: list[tuple[Any, ...]] = []
+    renewed_rows: list[tuple[Any, ...]] = []
+    superseded: list[int] = []
     for rec in ev.diversion.recommendations:
-        h = hospitals.get(rec.hospital)
-        if h is None:
+        hid = hospitals.get(rec.hospital)
+        if hid is None:
             continue
-        if rec.status.value in answered.get(h.pk, ()):
+        if rec.status.value in answered.get(hid, ()):
             # A decision in force already answers this advice (accepted it, or overrode it
             # with a reason): asking again every cycle would only train people to click.
             # The advice returns when the decision expires, or if it escalates.
             continue
-        row = m.DiversionRecommendation(
-            region=region,
-            hospital=h,
-            mode=rec.mode.value,
-            status=rec.status.value,
-            score=rec.score,
-            routes=_route_rows(rec),
-            kept=[{"class": k.ambulance_class.value, "reason": k.reason} for k in rec.kept],
-            explanation=rec.explanation,
-            figures=rec.figures,
-            no_forecast=rec.no_forecast,
-            created_at=now,
-            renewed_at=now,
-            expires_at=rec.expires_at,
+        routes = _route_rows(rec)
+        row = (
+            rec.score,
+            routes,
+            [{"class": k.ambulance_class.value, "reason": k.reason} for k in rec.kept],
+            rec.explanation,
+            rec.figures,
+            rec.no_forecast,
+            rec.expires_at,
         )
-        old = pending.pop(h.pk, None)
-        if old is not None and old.signature() == row.signature():
+        old = pending.pop(hid, None)
+        if old is not None and old[1] == m.recommendation_signature(
+            rec.mode.value, rec.status.value, routes
+        ):
             # The same advice with today's numbers: renewed in place.
-            for f in _RENEWED_FIELDS:
-                setattr(old, f, getattr(row, f))
-            old.renewed_at = now
-            renewed_rows.append(old)
+            renewed_rows.append((old[0], *row))
             continue
         if old is not None:
-            old.state = m.DiversionRecommendation.State.SUPERSEDED
-            old.closed_at = now
-            closed_rows.append(old)
-        new_rows.append(row)
-    for old in pending.values():
-        old.state = (
-            m.DiversionRecommendation.State.EXPIRED
-            if old.expires_at is not None and old.expires_at <= now
-            else m.DiversionRecommendation.State.WITHDRAWN
+            superseded.append(old[0])
+        new_rows.append((hid, rec.mode.value, rec.status.value, *row))
+    expired = [pk for pk, _, exp in pending.values() if exp is not None and exp <= now]
+    withdrawn = [pk for pk, _, exp in pending.values() if exp is None or exp > now]
+    # One statement each (a load-balancing national region renews thousands a minute);
+    # superseded rows close before their successors are created (one pending row per
+    # hospital).
+    model, states = m.DiversionRecommendation, m.DiversionRecommendation.State
+    if renewed_rows:
+        columns = list(zip(*renewed_rows, strict=True))
+        sqlrows.update_rows(
+            model,
+            "id",
+            columns[0],
+            {
+                **dict(zip(_RENEWED_FIELDS, columns[1:], strict=True)),
+                "renewed_at": [now] * len(renewed_rows),
+            },
         )
-        old.closed_at = now
-        closed_rows.append(old)
-    # In bulk (a load-balancing national region renews thousands a minute); superseded
-    # rows close before their successors are created (one pending row per hospital).
-    rows = m.DiversionRecommendation.objects
-    rows.bulk_update(renewed_rows, [*_RENEWED_FIELDS, "renewed_at"], batch_size=500)
-    rows.bulk_update(closed_rows, ["state", "closed_at"], batch_size=500)
-    rows.bulk_create(new_rows, batch_size=500)
-    return len(new_rows), len(renewed_rows), len(pending)
+    for pks, state in ((superseded, states.SUPERSEDED), (expired, states.EXPIRED)):
+        sqlrows.set_where_in(model, "id", pks, {"state": state.value, "closed_at": now})
+    sqlrows.set_where_in(
+        model, "id", withdrawn, {"state": states.WITHDRAWN.value, "closed_at": now}
+    )
+    if new_rows:
+        columns = list(zip(*new_rows, strict=True))
+        n = len(new_rows)
+        sqlrows.insert_rows(
+            model,
+            {
+                "region": [region.pk] * n,
+                "hospital": columns[0],
+                "mode": columns[1],
+                "status": columns[2],
+                **dict(zip(_RENEWED_FIELDS, columns[3:], strict=True)),
+                "state": [states.PENDING.value] * n,
+                "created_at": [now] * n,
+                "renewed_at": [now] * n,
+            },
+        )
+    return len(new_rows), len(renewed_rows), len(expired) + len(withdrawn)
 
 
 _RENEWED_FIELDS = (
@@ -358,24 +422,28 @@ _RENEWED_FIELDS = (
 
 
 def _store_surge(
-    region: Region, changes: Sequence[SurgeChange], hospitals: Mapping[str, Hospital]
+    region: Region, changes: Sequence[SurgeChange], hospitals: Mapping[str, int]
 ) -> None:
-    rows = [
-        m.SurgeLevelChange(
-            region=region,
-            hospital=hospitals.get(c.subject) if c.subject != region.code else None,
-            from_level=c.from_level,
-            to_level=c.to_level,
-            score=round(c.score, 2),
-            causes=[r._asdict() for r in c.causes],
-            readings=[r._asdict() for r in c.readings],
-            checklist=list(c.checklist),
-            explanation=c.explanation,
-            at=c.at,
-        )
-        for c in changes
-    ]
-    m.SurgeLevelChange.objects.bulk_create(rows, batch_size=500)
+    """Every level change with the parameters that caused it (one statement)."""
+    if not changes:
+        return
+    sqlrows.insert_rows(
+        m.SurgeLevelChange,
+        {
+            "region": [region.pk] * len(changes),
+            "hospital": [
+                hospitals.get(c.subject) if c.subject != region.code else None for c in changes
+            ],
+            "from_level": [c.from_level for c in changes],
+            "to_level": [c.to_level for c in changes],
+            "score": [round(c.score, 2) for c in changes],
+            "causes": [[r._asdict() for r in c.causes] for c in changes],
+            "readings": [[r._asdict() for r in c.readings] for c in changes],
+            "checklist": [list(c.checklist) for c in changes],
+            "explanation": [c.explanation for c in changes],
+            "at": [c.at for c in changes],
+        },
+    )
 
 
 _SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
@@ -384,81 +452,110 @@ _SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 def _store_alerts(
     region: Region,
     candidates: Sequence[AlertCandidate],
-    hospitals: Mapping[str, Hospital],
+    hospitals: Mapping[str, int],
     now: datetime,
     config: RegionConfig,
 ) -> tuple[int, int, int]:
     live = {
-        a.key: a
-        for a in m.Alert.objects.select_for_update()
+        row[1]: row
+        for row in m.Alert.objects.select_for_update()
         .filter(region=region)
         .exclude(state=m.Alert.State.RESOLVED)
+        .order_by()
+        .values_list(
+            "pk",
+            "key",
+            "raised_at",
+            "last_notified_at",
+            "condition",
+            "severity",
+            "state",
+            "escalation_level",
+            "title",
+            "message",
+            "figures",
+        )
     }
+    acknowledged = m.Alert.State.ACKNOWLEDGED.value
     open_alerts = {
         key: OpenAlert(
             key=key,
-            raised_at=a.raised_at,
-            last_notified_at=a.last_notified_at,
-            condition=a.condition,
-            severity=a.severity,
-            acknowledged=a.state == m.Alert.State.ACKNOWLEDGED,
-            escalation_level=a.escalation_level,
+            raised_at=a[2],
+            last_notified_at=a[3],
+            condition=a[4],
+            severity=a[5],
+            acknowledged=a[6] == acknowledged,
+            escalation_level=a[7],
         )
         for key, a in live.items()
     }
     plan = plan_alerts(candidates, open_alerts, now, config.alerts)
-    created = m.Alert.objects.bulk_create(
-        [
-            m.Alert(
-                region=region,
-                hospital=hospitals.get(c.hospital) if c.hospital else None,
-                key=c.key,
-                kind=c.kind,
-                severity=c.severity,
-                title=c.title[:300],
-                message=c.message,
-                figures=dict(c.figures),
-                condition=c.condition,
-                raised_at=now,
-                last_seen_at=now,
-                last_notified_at=now,
-            )
-            for c in plan.raise_new
-        ]
+    new = plan.raise_new
+    n = len(new)
+    created = sqlrows.insert_rows(
+        m.Alert,
+        {
+            "region": [region.pk] * n,
+            "hospital": [hospitals.get(c.hospital) if c.hospital else None for c in new],
+            "key": [c.key for c in new],
+            "kind": [c.kind for c in new],
+            "severity": [c.severity for c in new],
+            "title": [c.title[:300] for c in new],
+            "message": [c.message for c in new],
+            "figures": [dict(c.figures) for c in new],
+            "condition": [c.condition for c in new],
+            "state": [m.Alert.State.OPEN.value] * n,
+            "raised_at": [now] * n,
+            "last_seen_at": [now] * n,
+            "last_notified_at": [now] * n,
+            "acknowledge_note": [""] * n,
+            "escalation_level": [0] * n,
+        },
+        returning=True,
     )
-    refreshed = []
+    # Still true: seen now; title, message, figures and a raised severity written only
+    # where they changed (most of a saturated region's alerts say the same every minute).
+    seen: list[int] = []
+    changed: list[tuple[Any, ...]] = []
     for c in plan.refresh:
         a = live[c.key]
-        a.last_seen_at = now
-        a.title = c.title[:300]
-        a.message = c.message
-        a.figures = dict(c.figures)
-        if _SEVERITY_RANK.get(c.severity, 0) > _SEVERITY_RANK.get(a.severity, 0):
-            a.severity = c.severity
-        refreshed.append(a)
-    m.Alert.objects.bulk_update(
-        refreshed, ["last_seen_at", "title", "message", "figures", "severity"], batch_size=500
+        seen.append(a[0])
+        severity = a[5]
+        if _SEVERITY_RANK.get(c.severity, 0) > _SEVERITY_RANK.get(severity, 0):
+            severity = c.severity
+        row = (c.title[:300], c.message, dict(c.figures), severity)
+        if row != (a[8], a[9], a[10], a[5]):
+            changed.append((a[0], *row))
+    sqlrows.set_where_in(m.Alert, "id", seen, {"last_seen_at": now})
+    if changed:
+        columns = list(zip(*changed, strict=True))
+        sqlrows.update_rows(
+            m.Alert,
+            "id",
+            columns[0],
+            dict(zip(("title", "message", "figures", "severity"), columns[1:], strict=True)),
+        )
+    resolved = [live[k][0] for k in plan.resolve]
+    sqlrows.set_where_in(
+        m.Alert, "id", resolved, {"state": m.Alert.State.RESOLVED.value, "resolved_at": now}
     )
-    resolved = [live[k] for k in plan.resolve]
-    for a in resolved:
-        a.state = m.Alert.State.RESOLVED
-        a.resolved_at = now
-    m.Alert.objects.bulk_update(resolved, ["state", "resolved_at"])
-    reminded = [live[k] for k in plan.remind]
-    for a in reminded:
-        a.last_notified_at = now
-    m.Alert.objects.bulk_update(reminded, ["last_notified_at"])
-    escalated = []
-    for key, level in plan.escalate:
-        a = live[key]
-        a.escalation_level = level
-        a.escalated_at = now
-        escalated.append(a)
-    m.Alert.objects.bulk_update(escalated, ["escalation_level", "escalated_at"])
+    reminded = [(live[k][0], live[k][7]) for k in plan.remind]
+    sqlrows.set_where_in(m.Alert, "id", [pk for pk, _ in reminded], {"last_notified_at": now})
+    escalated = [(live[key][0], level) for key, level in plan.escalate]
+    if escalated:
+        sqlrows.update_rows(
+            m.Alert,
+            "id",
+            [pk for pk, _ in escalated],
+            {
+                "escalation_level": [level for _, level in escalated],
+                "escalated_at": [now] * len(escalated),
+            },
+        )
 
-    sends = [(a.pk, 0) for a in created]
-    sends += [(a.pk, a.escalation_level) for a in reminded]
-    sends += [(a.pk, a.escalation_level) for a in escalated]
+    sends = [(pk, 0) for pk in created]
+    sends += reminded
+    sends += escalated
     if sends:
         transaction.on_commit(lambda: _deliver_later(sends))
     return len(created), len(resolved), len(escalated)

@@ -1,0 +1,162 @@
+"""Set-based writes for the region evaluation: one statement per kind of write, whatever the
+number of rows.
+
+A national region stores thousands of rows a minute (every hospital's status, a
+load-balancing region's renewed advice, tens of thousands of live alerts). Django's
+``bulk_update`` writes them as one ``CASE WHEN id = … THEN …`` per field per batch of 500,
+which costs seconds to build, send and evaluate at that size; ``bulk_create`` makes a model
+instance per row. Here the rows travel as one JSON document, one parameter (the C encoder
+writes it and libpq quotes one string; arrays of strings would be quoted element by element
+in Python by the client-side binding Django uses), which PostgreSQL parses once into jsonb
+(``json`` would parse each row again for each column read) and reads back typed:
+
+    UPDATE t SET a = v.a, … FROM (SELECT (e->>0)::bigint AS id, (e->>1)::text AS a, …
+    FROM jsonb_array_elements(%s::jsonb) AS e) AS v WHERE t.id = v.id
+    INSERT INTO t (a, …) SELECT (e->>0)::text, … FROM jsonb_array_elements(%s::jsonb) AS e
+
+Every name put into the statements comes from the model's metadata and every value is in
+the parameter: hence the ``noqa: S608``. Times travel as ISO 8601 text (exact to the
+microsecond), floats as their shortest exact text. Only for the writes of
+``services.region_evaluate``: models with no per-row save logic (no ``auto_now``, no
+signals, no JSON encoder of their own).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, models
+
+
+def _column(model: type[models.Model], name: str) -> tuple[str, str]:
+    """(column, database type) of one model field."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)  # noqa: S101 (a concrete field, not a relation)
+    if isinstance(field, models.JSONField):
+        if field.encoder is not None:
+            raise NotImplementedError(f"{name}: a JSON field with its own encoder")
+        return field.column, "jsonb"
+    db_type = field.db_type(connection)
+    assert db_type is not None  # noqa: S101
+    return field.column, db_type
+
+
+def _value_sql(i: int, db_type: str) -> str:
+    """The SQL reading element ``i`` of a row (a JSON array ``e``) as ``db_type``."""
+    if db_type == "jsonb":
+        return f"CASE WHEN jsonb_typeof(e->{i}) = 'null' THEN NULL ELSE e->{i} END"
+    return f"(e->>{i})::{db_type}"
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what JSON cannot say: times as ISO text, non-finite floats as PostgreSQL
+    spells them (``float8`` reads 'NaN', 'Infinity')."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+def _rows(
+    model: type[models.Model], columns: Mapping[str, Sequence[Any]]
+) -> tuple[list[str], str, str]:
+    """(columns, select list, the rows as one JSON document) for ``columns``."""
+    names: list[str] = []
+    exprs: list[str] = []
+    values: list[Sequence[Any]] = []
+    qn = connection.ops.quote_name
+    for i, (name, vals) in enumerate(columns.items()):
+        column, db_type = _column(model, name)
+        names.append(column)
+        exprs.append(f"{_value_sql(i, db_type)} AS {qn(column)}")
+        is_float = db_type in ("double precision", "real")
+        values.append([_finite(v) for v in vals] if is_float else vals)
+    rows = list(zip(*values, strict=True))
+    return names, ", ".join(exprs), json.dumps(rows, default=_plain, separators=(",", ":"))
+
+
+def _int_array(keys: Sequence[Any]) -> str:
+    return "{" + ",".join(str(int(k)) for k in keys) + "}"
+
+
+def update_rows(
+    model: type[models.Model],
+    key: str,
+    keys: Sequence[Any],
+    columns: Mapping[str, Sequence[Any]],
+) -> int:
+    """Set ``columns`` (field name: one value per key) on the rows whose ``key`` field (an
+    integer) is in ``keys``, in one statement. Returns the number of rows updated."""
+    if not keys:
+        return 0
+    table = model._meta.db_table
+    key_column, _ = _column(model, key)
+    qn = connection.ops.quote_name
+    names, select, document = _rows(model, {key: keys, **columns})
+    sets = ", ".join(f"{qn(c)} = v.{qn(c)}" for c in names[1:])
+    sql = (
+        f"UPDATE {qn(table)} AS t SET {sets} "  # noqa: S608
+        f"FROM (SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS e) AS v "
+        f"WHERE t.{qn(key_column)} = v.{qn(key_column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [document])
+        return int(cursor.rowcount)
+
+
+def insert_rows(
+    model: type[models.Model], columns: Mapping[str, Sequence[Any]], *, returning: bool = False
+) -> list[int]:
+    """Insert one row per position of the ``columns`` sequences (field name: values), in one
+    statement. With ``returning``, the new primary keys."""
+    lengths = {len(v) for v in columns.values()}
+    if not columns or lengths == {0}:
+        return []
+    table = model._meta.db_table
+    qn = connection.ops.quote_name
+    names, select, document = _rows(model, columns)
+    pk = model._meta.pk.column if model._meta.pk is not None else "id"
+    sql = (
+        f"INSERT INTO {qn(table)} ({', '.join(qn(c) for c in names)}) "  # noqa: S608
+        f"SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS e"
+        + (f" RETURNING {qn(pk)}" if returning else "")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [document])
+        return [row[0] for row in cursor.fetchall()] if returning else []
+
+
+def set_where_in(
+    model: type[models.Model], key: str, keys: Sequence[Any], values: Mapping[str, Any]
+) -> int:
+    """Set the same ``values`` (field name: value) on every row whose ``key`` field (an
+    integer) is in ``keys``: one statement, the keys as one array parameter."""
+    if not keys:
+        return 0
+    qn = connection.ops.quote_name
+    key_column, key_type = _column(model, key)
+    sets, params = [], []
+    for name, value in values.items():
+        column, db_type = _column(model, name)
+        if db_type == "jsonb":
+            sets.append(f"{qn(column)} = %s::jsonb")
+            params.append(json.dumps(value))
+        else:
+            sets.append(f"{qn(column)} = %s::{db_type}")
+            params.append(value)
+    sql = (
+        f"UPDATE {qn(model._meta.db_table)} SET {', '.join(sets)} "  # noqa: S608
+        f"WHERE {qn(key_column)} = ANY(%s::{key_type}[])"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, _int_array(keys)])
+        return int(cursor.rowcount)

@@ -1,0 +1,245 @@
+"""The evaluation's database side at scale: the one-query census read gives the rules the
+same states as the live board's selector, statuses are written only where they changed,
+and the set-based writes store what the model-instance writes stored (real PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from hub.coordination import inputs, services, sqlrows
+from hub.coordination import models as m
+from hub.registry.models import Hospital, Unit
+
+from .db import World, calm, new_region, saturated, site, unit_state, world
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+
+@pytest.fixture
+def w() -> World:
+    return world()
+
+
+def _unit(s: Any, code: str, unit_type: str, beds: int) -> Unit:
+    return Unit.objects.create(
+        hospital=s.hospital, code=code, name=code, unit_type=unit_type, staffed_beds=beds
+    )
+
+
+def test_the_one_query_read_matches_the_live_board_selector_in_every_corner() -> None:
+    now = timezone.now()
+    old = now - timedelta(minutes=30)
+    region = new_region("read-corners")
+    forecast = [
+        {"horizon_hours": 2, "p50": 3.5, "p10": 1.0, "p90": 6.0},
+        {"horizon_hours": 1, "p50": 4.0, "p10": None, "p90": 5.5},
+        {"horizon_hours": 3, "p50": None},  # withheld median: no point
+    ]
+    a = site(region, "A", trauma_level=2, stroke="primary", stemi_pci=True, maternity=True)
+    saturated(a, at=now - timedelta(minutes=1))
+    unit_state(a.ed, at=now, forecast=forecast, surge_beds=3, ed_waiting=7)
+    icu2 = _unit(a, "ICU2", "adult_icu", 8)
+    unit_state(icu2, at=now, occupied_beds=4, forecast=forecast[:2])
+    unit_state(a.icu, at=now, occupied_beds=9, forecast=forecast[1:2])
+    step = _unit(a, "SD", "step_down", 12)
+    unit_state(step, at=now, occupied_beds=11, staffed_beds=0)  # 0 staffed: the baseline
+    _unit(a, "OR", "operating_room", 6)  # no state, not read by the rules
+
+    b = site(region, "B", stroke="not-a-level")
+    calm(b, at=old)  # every unit stale by age
+    c = site(region, "C")
+    calm(c, at=now)
+    unit_state(c.icu, at=now, occupied_beds=None)  # withheld: ICU beds unknown
+    unit_state(c.ward, at=now, stale=True)  # flagged by its site: ward unknown
+    unit_state(c.ed, at=now, occupied_beds=None, ed_in_treatment=9, ed_boarding=2)
+    d = site(region, "D")  # registered units, never reported
+    e = site(region, "E")
+    calm(e, at=now)
+    Unit.objects.filter(pk=e.ed.pk).update(active=False)  # no active ED
+    ed2 = _unit(e, "AED", "emergency", 15)  # sorts before "ED": the ED read
+    unit_state(ed2, at=now, occupied_beds=3)
+    f = site(region, "F")
+    calm(f, at=now)
+    Hospital.objects.filter(pk=f.hospital.pk).update(active=False)  # not evaluated
+    g = Hospital.objects.create(region=region, site_code="G-no-units", name="No units")
+
+    fast = inputs.region_states(region, now)
+    reference = inputs.region_states_live(region, now)
+    assert fast == reference
+    codes = [s.code for s in fast]
+    assert f.hospital.site_code not in codes  # inactive
+    assert g.site_code in codes
+    assert d.hospital.site_code in codes
+    by_code = {s.code: s for s in fast}
+    assert by_code[a.hospital.site_code].forecast is not None
+    assert by_code[c.hospital.site_code].icu_capacity is None
+    assert by_code[e.hospital.site_code].ed_capacity == 15
+
+
+def test_the_census_read_is_one_read_whatever_the_number_of_hospitals(w: World) -> None:
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as one:
+        inputs.region_states(w.region, now)
+    for i in range(5):
+        calm(site(w.region, f"M{i}"))
+    with CaptureQueriesContext(connection) as more:
+        states = inputs.region_states(w.region, now)
+    assert len(states) == 10
+    # The read, and the settings it makes for the evaluation's transaction.
+    assert len(one.captured_queries) == len(more.captured_queries) == 2
+
+
+def test_unchanged_statuses_are_not_rewritten_but_carry_the_evaluation_time(w: World) -> None:
+    t0 = timezone.now()
+    services.region_evaluate(region=w.region, now=t0)
+    before = {s.hospital_id: s for s in m.HospitalStatus.objects.all()}
+    assert len(before) == 5
+    assert all(s.evaluated_at == t0 for s in before.values())
+    calm(w.h)  # the pressed hospital clears; the others stay as they were
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT hospital_id, xmin::text FROM coordination_hospitalstatus")
+        versions = dict(cursor.fetchall())
+    t1 = t0 + timedelta(minutes=1)
+    services.region_evaluate(region=w.region, now=t1)
+    after = {s.hospital_id: s for s in m.HospitalStatus.objects.all()}
+    assert all(s.evaluated_at == t1 for s in after.values())
+    h = w.h.hospital.pk
+    assert after[h].pressure != before[h].pressure
+    for hid, s in after.items():
+        # Values and the times they hold since are kept; only the evaluation time moved.
+        if hid != h:
+            fields = list(services._STATUS_FIELDS)
+            assert [getattr(s, f) for f in fields] == [getattr(before[hid], f) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT hospital_id, xmin::text FROM coordination_hospitalstatus")
+        assert all(v != versions[k] for k, v in cursor.fetchall())  # every row touched once
+
+
+def _evaluation(w: World, now: Any) -> Any:
+    return services.evaluate_region(
+        inputs.region_states(w.region, now),
+        inputs.travel_times(w.region),
+        inputs.priors(w.region),
+        now,
+        services.region_config(w.region),
+        region_code=w.region.code,
+    )
+
+
+def test_store_statuses_writes_only_the_rows_that_changed(w: World) -> None:
+    t0 = timezone.now()
+    services.region_evaluate(region=w.region, now=t0)
+    hospitals = dict(Hospital.objects.filter(region=w.region).values_list("site_code", "pk"))
+    assert (
+        services._store_statuses(w.region, _evaluation(w, t0), hospitals, t0 + timedelta(minutes=1))
+        == 0
+    )
+    calm(w.h)
+    assert (
+        services._store_statuses(w.region, _evaluation(w, t0), hospitals, t0 + timedelta(minutes=2))
+        == 1
+    )
+
+
+def test_renewed_advice_is_written_set_based_and_its_changed_words_stored(w: World) -> None:
+    for s in (w.g, *w.others):
+        saturated(s)
+    t0 = timezone.now()
+    services.region_evaluate(region=w.region, now=t0)
+    with CaptureQueriesContext(connection) as q:
+        summary = services.region_evaluate(region=w.region, now=t0 + timedelta(minutes=1))
+    assert summary.recommendations_renewed >= 1
+    updates = [x["sql"] for x in q.captured_queries if x["sql"].startswith("UPDATE")]
+    assert not any('CASE WHEN ("' in sql for sql in updates)  # Django's bulk_update
+    renewed = [sql for sql in updates if '"coordination_diversionrecommendation"' in sql]
+    assert len(renewed) == 1
+    rec = m.DiversionRecommendation.objects.get(
+        hospital=w.h.hospital, state=m.DiversionRecommendation.State.PENDING
+    )
+    assert rec.renewed_at == t0 + timedelta(minutes=1)
+    assert rec.created_at == t0
+    assert isinstance(rec.routes, list)
+    assert rec.routes[0]["explanation"]
+    assert isinstance(rec.figures, dict)
+    # Changed figures: the renewal stores the new words in place.
+    m.DiversionRecommendation.objects.filter(pk=rec.pk).update(explanation="stale words", score=-1)
+    services.region_evaluate(region=w.region, now=t0 + timedelta(minutes=2))
+    again = m.DiversionRecommendation.objects.get(pk=rec.pk)
+    assert (again.explanation, again.score) == (rec.explanation, rec.score)
+    assert again.renewed_at == t0 + timedelta(minutes=2)
+
+
+def test_sqlrows_round_trip_json_nulls_and_times(w: World) -> None:
+    now = timezone.now()
+    h = w.h.hospital
+    (pk,) = sqlrows.insert_rows(
+        m.Alert,
+        {
+            "region": [w.region.pk],
+            "hospital": [None],
+            "key": ["k"],
+            "kind": ["threshold"],
+            "severity": ["warning"],
+            "title": ["t"],
+            "message": ["m"],
+            "figures": [{"a": [1, None], "b": "é"}],
+            "condition": [True],
+            "state": ["open"],
+            "raised_at": [now],
+            "last_seen_at": [now],
+            "last_notified_at": [now],
+            "acknowledge_note": [""],
+            "escalation_level": [0],
+        },
+        returning=True,
+    )
+    later = now + timedelta(hours=1)
+    assert sqlrows.update_rows(m.Alert, "id", [pk], {"hospital": [h.pk], "figures": [{}]}) == 1
+    assert sqlrows.set_where_in(m.Alert, "id", [pk], {"last_seen_at": later}) == 1
+    a = m.Alert.objects.get(pk=pk)
+    assert (a.hospital_id, a.figures, a.last_seen_at, a.raised_at) == (h.pk, {}, later, now)
+    assert sqlrows.update_rows(m.Alert, "id", [], {"figures": []}) == 0
+    assert sqlrows.insert_rows(m.Alert, {"key": []}) == []
+
+
+def _summed_reference(forecasts: list[list[dict[str, Any]]]) -> tuple[Any, ...]:
+    """The summation as it was written before (per unit points, grouped, summed)."""
+    from hub.coordination.state import ForecastPoint
+
+    by_h: dict[float, list[Any]] = {}
+    for forecast in forecasts:
+        for p in inputs._points(forecast):
+            by_h.setdefault(p.horizon_hours, []).append(p)
+    return tuple(
+        ForecastPoint(
+            horizon_hours=h,
+            p50=sum(p.p50 for p in ps),
+            p10=None if any(p.p10 is None for p in ps) else sum(p.p10 or 0 for p in ps),
+            p90=None if any(p.p90 is None for p in ps) else sum(p.p90 or 0 for p in ps),
+        )
+        for h, ps in sorted(by_h.items())
+        if len(ps) == len(forecasts)
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_forecasts_of_several_units_sum_as_before(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+
+    def point() -> dict[str, Any]:
+        p: dict[str, Any] = {"horizon_hours": rng.choice([1, 2, 3, 4.0, "x", None])}
+        for k in ("p50", "p10", "p90"):
+            if rng.random() < 0.8:
+                p[k] = rng.choice([None, 0, 0.1, rng.uniform(-20, 20)])
+        return p
+
+    units = [[point() for _ in range(rng.randint(0, 7))] for _ in range(rng.randint(2, 4))]
+    assert inputs._summed_forecasts(units) == _summed_reference(units)
