@@ -39,6 +39,7 @@ from typing import Any, TypeVar, cast
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.hubrun import wait_tcp  # noqa: E402
 from site_agent.eventloop import EVENT_LOOPS, loop_factory  # noqa: E402
 from site_agent.hl7.mllp import END_BLOCK, START_BLOCK  # noqa: E402
 
@@ -208,17 +209,6 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-def wait_port(port: int, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listening on {port} after {timeout} s")
-
-
 def report(name: str, count: int, latencies: list[float], errors: int, elapsed: float) -> float:
     rate = count / elapsed
     lat = sorted(latencies)
@@ -336,7 +326,7 @@ def main() -> int:
     port = free_port()
     echo = subprocess.Popen([sys.executable, __file__, "--echo-server", str(port)])
     try:
-        wait_port(port)
+        wait_tcp(port, 60.0)
         count, lat, errors, elapsed = run_loop(drive(port, args.connections, args.seconds))
     finally:
         echo.send_signal(signal.SIGTERM)
@@ -369,7 +359,7 @@ def main() -> int:
             cmd.append("--no-relay")
         agent = subprocess.Popen(cmd, env=env, cwd=ROOT)
         try:
-            wait_port(port)
+            wait_tcp(port, 60.0)
             db = data / "data" / "agent.sqlite3"
             time.sleep(1.0)  # let the relay process start
             relay_pids = children(agent.pid)
