@@ -16,6 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client as DjangoClient
 from django.utils import timezone
+from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
 from governance import versions
@@ -216,7 +217,7 @@ def test_history_rows_are_the_serializers_and_audited_by_event_id() -> None:
 
 def test_warm_requests_cost_the_fingerprint_and_the_audit_insert(
     agent_client: AgentClient,
-    django_assert_num_queries: Callable[..., object],
+    django_assert_num_queries: DjangoAssertNumQueries,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # One second for the whole test, so no answer is rebuilt because the clock moved on.
@@ -238,11 +239,11 @@ def test_warm_requests_cost_the_fingerprint_and_the_audit_insert(
     for queries, call in calls:
         call()  # warm: user, credential, grants, the answer
         # No user, role, grant or credential query; no rebuild.
-        with django_assert_num_queries(queries):  # type: ignore[operator]
+        with django_assert_num_queries(queries):
             call()
     body = {"agent_version": "1", "feeds": [], "policy_version": 1, "outbox_backlog": 0}
     site.post("/api/v1/site/heartbeat/", body, format="json")
     # + the agent's UPDATE, in the service's atomic block (a savepoint pair inside the test's
     # transaction; BEGIN/COMMIT, not statements, in production).
-    with django_assert_num_queries(5):  # type: ignore[operator]
+    with django_assert_num_queries(5):
         site.post("/api/v1/site/heartbeat/", body, format="json")
