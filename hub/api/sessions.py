@@ -21,7 +21,7 @@ class SessionStore(DBStore):
         table = model._meta.db_table
         with connections[router.db_for_read(model)].cursor() as cursor:
             cursor.execute(
-                f"SELECT session_data FROM {table} WHERE session_key = %s AND expire_date > %s",  # noqa: S608
+                f"SELECT session_data FROM {table} WHERE session_key = %s AND expire_date > %s",  # noqa: S608  # nosec B608
                 [self.session_key, timezone.now()],
             )
             row = cursor.fetchone()

@@ -104,7 +104,7 @@ def update_rows(
     names, select, document = _rows(model, {key: keys, **columns})
     sets = ", ".join(f"{qn(c)} = v.{qn(c)}" for c in names[1:])
     sql = (
-        f"UPDATE {qn(table)} AS t SET {sets} "  # noqa: S608
+        f"UPDATE {qn(table)} AS t SET {sets} "  # noqa: S608  # nosec B608
         f"FROM (SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS e) AS v "
         f"WHERE t.{qn(key_column)} = v.{qn(key_column)}"
     )
@@ -126,7 +126,7 @@ def insert_rows(
     names, select, document = _rows(model, columns)
     pk = model._meta.pk.column if model._meta.pk is not None else "id"
     sql = (
-        f"INSERT INTO {qn(table)} ({', '.join(qn(c) for c in names)}) "  # noqa: S608
+        f"INSERT INTO {qn(table)} ({', '.join(qn(c) for c in names)}) "  # noqa: S608  # nosec B608
         f"SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS e"
         + (f" RETURNING {qn(pk)}" if returning else "")
     )
@@ -154,7 +154,7 @@ def set_where_in(
             sets.append(f"{qn(column)} = %s::{db_type}")
             params.append(value)
     sql = (
-        f"UPDATE {qn(model._meta.db_table)} SET {', '.join(sets)} "  # noqa: S608
+        f"UPDATE {qn(model._meta.db_table)} SET {', '.join(sets)} "  # noqa: S608  # nosec B608
         f"WHERE {qn(key_column)} = ANY(%s::{key_type}[])"
     )
     with connection.cursor() as cursor:
