@@ -372,28 +372,47 @@ def travel_version(region: Region) -> tuple[int, str]:
     return int(agg["n"] or 0), str(agg["last"])
 
 
-def priors(region: Region) -> Priors:
-    """What the last evaluation left: statuses, levels, the region's mode and level."""
+def priors(
+    region: Region,
+    *,
+    statuses: tuple[Mapping[int, Sequence[Any]], Mapping[str, int]] | None = None,
+    state: m.RegionState | None = None,
+) -> Priors:
+    """What the last evaluation left: statuses, levels, the region's mode and level.
+
+    ``statuses``: the status rows the last evaluation stored (by hospital id, the fields of
+    ``services._STATUS_FIELDS``) with the region's hospitals (site code: id), when the
+    caller has them (``kept``); else they are read. ``state``: the region's state row, if
+    the caller has it locked."""
     diversion: dict[str, PriorStatus] = {}
     surge: dict[str, PriorLevel] = {}
-    rows = (
-        m.HospitalStatus.objects.filter(hospital__region=region)
-        .order_by()
-        .values_list(
-            "hospital__site_code",
-            "diversion_status",
-            "status_since",
-            "expires_at",
-            "destinations",
-            "surge_level",
-            "level_since",
+    rows: Iterable[tuple[Any, ...]]
+    if statuses is None:
+        rows = (
+            m.HospitalStatus.objects.filter(hospital__region=region)
+            .order_by()
+            .values_list(
+                "hospital__site_code",
+                "diversion_status",
+                "status_since",
+                "expires_at",
+                "destinations",
+                "surge_level",
+                "level_since",
+            )
         )
-    )
-    statuses = {s.value: s for s in Status}
+    else:
+        by_id, hospitals = statuses
+        rows = (
+            (code, r[0], r[1], r[2], r[3], r[6], r[7])
+            for code, hid in hospitals.items()
+            if (r := by_id.get(hid)) is not None
+        )
+    statuses_by_value = {s.value: s for s in Status}
     classes = {c.value: c for c in AmbulanceClass}
     for code, status, since, expires_at, destinations, level, level_since in rows:
         diversion[code] = PriorStatus(
-            status=statuses.get(status) or Status(status),
+            status=statuses_by_value.get(status) or Status(status),
             since=since,
             expires_at=expires_at,
             destinations={
@@ -402,7 +421,8 @@ def priors(region: Region) -> Priors:
         )
         if level is not None:
             surge[code] = PriorLevel(level=level, since=level_since)
-    state = m.RegionState.objects.filter(region=region).first()
+    if state is None:
+        state = m.RegionState.objects.filter(region=region).first()
     region_level = None
     mode = Mode.NORMAL
     if state is not None:
