@@ -278,6 +278,25 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
+# Forecast points by the JSON text they were read from: a site's forecast changes far less
+# often than its census snapshot, and decoding and summing a national region's forecasts
+# was a third of the census read. Points are immutable tuples; a pure function of the text.
+_DECODED: dict[tuple[Any, str], tuple[ForecastPoint, ...]] = {}
+_DECODED_LIMIT = 100_000
+
+
+def _decoded(value: Any, read: Any) -> tuple[ForecastPoint, ...]:
+    if not isinstance(value, str):
+        return read(_json(value))
+    key = (read, value)
+    points = _DECODED.get(key)
+    if points is None:
+        if len(_DECODED) >= _DECODED_LIMIT:
+            _DECODED.clear()
+        points = _DECODED[key] = read(json.loads(value))
+    return points
+
+
 def region_states(region: Region, now: datetime) -> list[HospitalState]:
     """Every active hospital's live state as the pure rules read it (one query; the same
     states as ``region_states_live``)."""
@@ -324,9 +343,9 @@ def region_states(region: Region, now: datetime) -> list[HospitalState]:
         icu_cap, icu_occ = _kind_beds(*row[23:27])
         ward_cap, ward_occ = _kind_beds(*row[28:32])
         # JSON arrives as text (Django's psycopg loader): decoded only where there is any.
-        ed_points = _points(_json(ed_forecast)) if ed_forecast else ()
-        icu_points = _summed_forecasts(_json(row[27])) if row[27] else ()
-        ward_points = _summed_forecasts(_json(row[32])) if row[32] else ()
+        ed_points = _decoded(ed_forecast, _points) if ed_forecast else ()
+        icu_points = _decoded(row[27], _summed_forecasts) if row[27] else ()
+        ward_points = _decoded(row[32], _summed_forecasts) if row[32] else ()
         forecast = None
         if ed_points or icu_points or ward_points:
             forecast = Forecast(as_of=as_of or now, ed=ed_points, icu=icu_points, ward=ward_points)

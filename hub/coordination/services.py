@@ -105,6 +105,7 @@ def region_evaluate(*, region: Region, now: datetime | None = None) -> Evaluatio
     now = now or timezone.now()
     m.RegionState.objects.get_or_create(region=region)
     state = m.RegionState.objects.select_for_update().get(region=region)
+    previous = state.evaluated_at
     # What the last evaluation stored, if this worker made it and nothing wrote since.
     was = kept.take(region.pk, kept.stamp(region.pk))
     config = region_config(region)
@@ -128,7 +129,7 @@ def region_evaluate(*, region: Region, now: datetime | None = None) -> Evaluatio
     new, renewed, closed_recs = _store_recommendations(region, ev, hospitals, now, was, now_kept)
     _store_surge(region, ev.surge.changes, hospitals)
     raised, resolved, escalated = _store_alerts(
-        region, ev.alerts, hospitals, now, config, was, now_kept
+        region, ev.alerts, hospitals, now, config, was, now_kept, previous
     )
 
     region_level = ev.surge.region
@@ -420,7 +421,7 @@ def _store_recommendations(
             if old[3] == words:
                 renewed_only.append((old[0], rec.expires_at))
             else:
-                renewed_rows.append((old[0], *words, rec.expires_at))
+                renewed_rows.append((old[0], *words, rec.expires_at, old[3]))
             advice_after[old[0]] = (signature, words)
             continue
         if old is not None:
@@ -433,15 +434,23 @@ def _store_recommendations(
     # superseded rows close before their successors are created (one pending row per
     # hospital).
     model, states = m.DiversionRecommendation, m.DiversionRecommendation.State
-    if renewed_rows:
-        columns = list(zip(*renewed_rows, strict=True))
+    # Renewed advice with new words: only the columns that changed (the figures' snapshot
+    # time moves every minute; the routes and their texts mostly do not), grouped by
+    # which columns changed, one statement per group.
+    by_changed: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
+    for row in renewed_rows:
+        words, before = row[1:7], row[8]
+        changed = tuple(j for j in range(6) if before is None or words[j] != before[j])
+        by_changed.setdefault(changed, []).append(row)
+    for changed, rows in by_changed.items():
         sqlrows.update_rows(
             model,
             "id",
-            columns[0],
+            [r[0] for r in rows],
             {
-                **dict(zip(_RENEWED_FIELDS, columns[1:], strict=True)),
-                "renewed_at": [now] * len(renewed_rows),
+                **{_RENEWED_FIELDS[j]: [r[1 + j] for r in rows] for j in changed},
+                "expires_at": [r[7] for r in rows],
+                "renewed_at": [now] * len(rows),
             },
         )
     if renewed_only:
@@ -563,7 +572,10 @@ def _store_alerts(
     config: RegionConfig,
     was: kept.Kept | None = None,
     now_kept: kept.Kept | None = None,
+    previous: datetime | None = None,
 ) -> tuple[int, int, int]:
+    """Raise, refresh, resolve, remind and escalate. ``previous``: the time of the region's
+    previous evaluation (when its live condition alerts were last seen)."""
     live = {row[1]: row for row in _live_alerts(region)}
     acknowledged = m.Alert.State.ACKNOWLEDGED.value
     open_state = m.Alert.State.OPEN.value
@@ -627,7 +639,9 @@ def _store_alerts(
             severity = c.severity
         row = (c.title[:300], c.message, dict(c.figures))
         if row != words.get(pk) or severity != a[5]:
-            changed.append((pk, *row, severity))
+            changed.append((pk, *row, severity, now))
+        elif not a[4]:
+            seen.append(pk)  # an event seen again (a live condition is seen: ``seen_at``)
         words_after[pk] = row
     sqlrows.set_where_in(m.Alert, "id", seen, {"last_seen_at": now})
     if changed:
@@ -636,17 +650,17 @@ def _store_alerts(
             m.Alert,
             "id",
             columns[0],
-            dict(zip(("title", "message", "figures", "severity"), columns[1:], strict=True)),
+            dict(
+                zip(
+                    ("title", "message", "figures", "severity", "last_seen_at"),
+                    columns[1:],
+                    strict=True,
+                )
+            ),
         )
     # Resolve, remind and escalate only what an acknowledgement has not changed meanwhile.
-    resolved = sqlrows.set_where_in(
-        m.Alert,
-        "id",
-        [live[k][0] for k in plan.resolve],
-        {"state": m.Alert.State.RESOLVED.value, "resolved_at": now},
-        only_if={"state": [open_state, acknowledged]},
-        returning=True,
-    )
+    # A condition resolving was last seen at the previous evaluation (``Alert.seen_at``).
+    resolved = _resolve_alerts([live[k][0] for k in plan.resolve], now, previous)
     levels = {live[k][0]: live[k][7] for k in plan.remind}
     reminded_ids = sqlrows.set_where_in(
         m.Alert,
@@ -681,7 +695,7 @@ def _store_alerts(
         for a in live.values():
             if a[0] not in words_after and a[0] in words:
                 words_after[a[0]] = words[a[0]]
-        for pk in _ids(resolved):
+        for pk in resolved:
             words_after.pop(pk, None)
         now_kept.alert_words = words_after
 
@@ -690,7 +704,30 @@ def _store_alerts(
     sends += escalated
     if sends:
         transaction.on_commit(lambda: _deliver_later(sends))
-    return len(created), len(_ids(resolved)), len(escalated)
+    return len(created), len(resolved), len(escalated)
+
+
+def _resolve_alerts(ids: Sequence[int], now: datetime, previous: datetime | None) -> list[int]:
+    """Resolve the live alerts ``ids`` that are still live; their last sighting becomes the
+    previous evaluation's time if it is later than the one stored. Returns those resolved."""
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE coordination_alert SET state = %s, resolved_at = %s, "
+            "last_seen_at = CASE WHEN condition AND %s::timestamptz > last_seen_at "
+            "THEN %s::timestamptz ELSE last_seen_at END "
+            "WHERE id = ANY(%s) AND state <> %s RETURNING id",
+            [
+                m.Alert.State.RESOLVED.value,
+                now,
+                previous,
+                previous,
+                list(ids),
+                m.Alert.State.RESOLVED.value,
+            ],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _ids(result: int | list[int]) -> list[int]:

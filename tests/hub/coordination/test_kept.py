@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from hub.coordination import kept, services
+from hub.coordination import kept, selectors, services
 from hub.coordination import models as m
+from hub.coordination.serializers import AlertSerializer
 
-from .db import World, calm, saturated, unit_state
+from .db import World, calm, saturated, unit_state, world
 from .test_services import (  # noqa: F401  (collected again: run with the kept copy in use)
-    operator,
     test_a_decision_in_force_is_not_asked_again,
     test_alerts_are_raised_once_acknowledged_and_resolved,
     test_an_evaluation_recommends_and_renews_the_same_advice_in_place,
@@ -32,10 +33,19 @@ from .test_services import (  # noqa: F401  (collected again: run with the kept 
     test_renewed_advice_carries_the_new_evaluation_time_and_expiry,
     test_surge_changes_are_recorded_with_causes_and_checklist,
     test_when_the_figures_clear_the_advice_is_withdrawn,
-    w,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+
+@pytest.fixture
+def w() -> World:
+    return world()
+
+
+@pytest.fixture
+def operator(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="operator-1", password=None)
 
 
 @pytest.fixture(autouse=True)
@@ -68,14 +78,13 @@ def _stored(w: World) -> dict[str, Any]:
             "hospital_id", *services._STATUS_FIELDS
         )
     }
+    words = ("score", "routes", "kept", "explanation", "figures", "no_forecast")
+    pending = m.DiversionRecommendation.objects.filter(
+        region=w.region, state=m.DiversionRecommendation.State.PENDING
+    )
     advice = {
-        pk: (m.recommendation_signature(mode, status, routes), words)
-        for pk, mode, status, routes, *words in m.DiversionRecommendation.objects.filter(
-            region=w.region, state=m.DiversionRecommendation.State.PENDING
-        ).values_list(
-            "pk", "mode", "status", "routes", "score", "routes", "kept", "explanation",
-            "figures", "no_forecast",
-        )  # fmt: skip
+        pk: (m.recommendation_signature(mode, status, rest[1]), tuple(rest))
+        for pk, mode, status, *rest in pending.values_list("pk", "mode", "status", *words)
     }
     alerts = {
         pk: (title, message, figures)
@@ -85,14 +94,12 @@ def _stored(w: World) -> dict[str, Any]:
     }
     return {
         "statuses": statuses,
-        "advice": {pk: (sig, tuple(words)) for pk, (sig, words) in advice.items()},
+        "advice": advice,
         "alerts": alerts,
     }
 
 
-def test_the_kept_copy_mirrors_what_the_database_holds(
-    w: World, keep_at_once: list[bool]
-) -> None:
+def test_the_kept_copy_mirrors_what_the_database_holds(w: World, keep_at_once: list[bool]) -> None:
     unit_state(w.g.ed, at=timezone.now() - timedelta(minutes=40), occupied_beds=10)  # stale
     start = timezone.now()
     for minute in range(4):
@@ -104,9 +111,7 @@ def test_the_kept_copy_mirrors_what_the_database_holds(
         copy = kept._KEPT[kept._key(w.region.pk)]
         db = _stored(w)
         assert copy.statuses == db["statuses"]
-        assert {pk: (sig, tuple(words)) for pk, (sig, words) in copy.advice.items()} == db[
-            "advice"
-        ]
+        assert {pk: (sig, tuple(words)) for pk, (sig, words) in copy.advice.items()} == db["advice"]
         # Every live alert the evaluation refreshed or raised is kept with its words.
         assert {pk: copy.alert_words[pk] for pk in copy.alert_words} == {
             pk: db["alerts"][pk] for pk in copy.alert_words
@@ -148,5 +153,28 @@ def test_an_alert_acknowledged_between_minutes_is_neither_reminded_nor_escalated
     assert alert.state == m.Alert.State.ACKNOWLEDGED
     assert alert.escalation_level == 0
     assert alert.last_notified_at < later
-    assert alert.last_seen_at == later
+    assert alert.seen_at(later) == later  # still true: seen at this evaluation
     assert summary.alerts_escalated == 0 or alert.escalated_at is None
+
+
+def test_a_live_condition_alert_is_last_seen_at_the_last_evaluation_until_it_clears(
+    w: World,
+) -> None:
+    t0 = timezone.now()
+    unit_state(w.g.ed, at=t0 - timedelta(minutes=40), occupied_beds=10)  # stale
+    services.region_evaluate(region=w.region, now=t0)
+    key = f"stale:{w.g.hospital.site_code}"
+    t1 = t0 + timedelta(minutes=1)
+    services.region_evaluate(region=w.region, now=t1)
+    listed = selectors.alerts(queryset=m.Alert.objects.filter(key=key), live=True)
+    [shown] = AlertSerializer(listed, many=True).data
+    assert parse_datetime(shown["last_seen_at"]) == t1
+    alert = m.Alert.objects.get(key=key)
+    assert AlertSerializer(alert).data["last_seen_at"] == shown["last_seen_at"]  # not annotated
+    t2 = t1 + timedelta(minutes=1)
+    calm(w.g, at=t2)
+    services.region_evaluate(region=w.region, now=t2)
+    alert.refresh_from_db()
+    assert (alert.state, alert.resolved_at) == (m.Alert.State.RESOLVED, t2)
+    assert alert.last_seen_at == t1  # true at the evaluation before the one that cleared it
+    assert parse_datetime(AlertSerializer(alert).data["last_seen_at"]) == t1
