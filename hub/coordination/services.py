@@ -633,7 +633,6 @@ def _store_alerts(
     for c in plan.refresh:
         a = live[c.key]
         pk = a[0]
-        seen.append(pk)
         severity = a[5]
         if _SEVERITY_RANK.get(c.severity, 0) > _SEVERITY_RANK.get(severity, 0):
             severity = c.severity

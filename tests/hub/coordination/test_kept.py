@@ -166,6 +166,9 @@ def test_a_live_condition_alert_is_last_seen_at_the_last_evaluation_until_it_cle
     key = f"stale:{w.g.hospital.site_code}"
     t1 = t0 + timedelta(minutes=1)
     services.region_evaluate(region=w.region, now=t1)
+    # Alerts whose words did not change were not rewritten: their stored sighting is t0.
+    unchanged = m.Alert.objects.filter(region=w.region, condition=True, last_seen_at=t0)
+    assert unchanged.exclude(state=m.Alert.State.RESOLVED).exists()
     listed = selectors.alerts(queryset=m.Alert.objects.filter(key=key), live=True)
     [shown] = AlertSerializer(listed, many=True).data
     assert parse_datetime(shown["last_seen_at"]) == t1
