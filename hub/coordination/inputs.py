@@ -213,14 +213,14 @@ def region_states_live(region: Region, now: datetime) -> list[HospitalState]:
 # board's per-unit records (provenance, EDXL-HAVE types, feeds, directives) for 60,000 units.
 _STATES_SQL = """
 WITH units AS (
-    SELECT u.hospital_id, u.code, u.unit_type = ANY(%(icu)s) AS icu,
+    SELECT u.hospital_id, u.id AS unit_id, u.code, u.unit_type = ANY(%(icu)s) AS icu,
         s.id IS NOT NULL AND s.stale IS NOT TRUE AND s.observed_at >= %(fresh_after)s AS fresh,
         COALESCE(NULLIF(s.staffed_beds, 0), u.staffed_beds) + COALESCE(s.surge_beds, 0) AS beds,
         s.occupied_beds, COALESCE(s.forecast, '[]'::jsonb) AS forecast
     FROM registry_unit u
     JOIN registry_hospital h ON h.id = u.hospital_id
     LEFT JOIN census_unitstate s ON s.unit_id = u.id AND s.audience = %(audience)s
-    WHERE h.region_id = %(region)s AND h.active AND u.active
+    WHERE h.region_id = %(region)s AND h.active AND u.active AND {only}
         AND (u.unit_type = ANY(%(icu)s) OR u.unit_type = ANY(%(ward)s))
 ), kinds AS (
     SELECT hospital_id,
@@ -232,23 +232,23 @@ WITH units AS (
         -- every horizon would lack that unit).
         CASE WHEN count(*) FILTER (WHERE icu) = 1
                 OR bool_and(forecast <> '[]'::jsonb) FILTER (WHERE icu)
-            THEN jsonb_agg(forecast ORDER BY code) FILTER (WHERE icu) END AS icu_forecasts,
+            THEN {icu_forecasts} END AS icu_forecasts,
         count(*) FILTER (WHERE fresh AND NOT icu) AS ward_fresh,
         bool_or(occupied_beds IS NULL) FILTER (WHERE fresh AND NOT icu) AS ward_withheld,
         sum(beds) FILTER (WHERE fresh AND NOT icu) AS ward_beds,
         sum(occupied_beds) FILTER (WHERE fresh AND NOT icu) AS ward_occupied,
         CASE WHEN count(*) FILTER (WHERE NOT icu) = 1
                 OR bool_and(forecast <> '[]'::jsonb) FILTER (WHERE NOT icu)
-            THEN jsonb_agg(forecast ORDER BY code) FILTER (WHERE NOT icu) END AS ward_forecasts
+            THEN {ward_forecasts} END AS ward_forecasts
     FROM units GROUP BY hospital_id
 )
 SELECT h.site_code, h.name, h.trauma_level, h.stroke, h.stemi_pci, h.paediatrics, h.burns,
     h.psychiatry, h.maternity,
     ed.unit_id, ed.baseline, ed.has_state, ed.stale, ed.observed_at, ed.staffed_beds,
     ed.surge_beds, ed.occupied_beds, ed.ed_in_treatment, ed.ed_waiting, ed.ed_boarding,
-    ed.longest_boarding_minutes, ed.offload_p90_minutes, ed.forecast,
+    ed.longest_boarding_minutes, ed.offload_p90_minutes, {ed_forecast},
     k.icu_fresh, k.icu_withheld, k.icu_beds, k.icu_occupied, k.icu_forecasts,
-    k.ward_fresh, k.ward_withheld, k.ward_beds, k.ward_occupied, k.ward_forecasts
+    k.ward_fresh, k.ward_withheld, k.ward_beds, k.ward_occupied, k.ward_forecasts, h.id
 FROM registry_hospital h
 LEFT JOIN LATERAL (
     SELECT u.id AS unit_id, u.staffed_beds AS baseline, s.id IS NOT NULL AS has_state,
@@ -261,9 +261,28 @@ LEFT JOIN LATERAL (
     ORDER BY u.code LIMIT 1
 ) ed ON true
 LEFT JOIN kinds k ON k.hospital_id = h.id
-WHERE h.region_id = %(region)s AND h.active
+WHERE h.region_id = %(region)s AND h.active AND {only}
 ORDER BY h.site_code
 """
+# Two readings of the forecasts. Each minute, a 64-bit hash of each hospital's forecasts per
+# kind (``jsonb_hash_extended`` walks the stored binary; the units' hashes are summed, each
+# seeded with its unit id): a national region's forecasts are ≈6 MB of JSON whose
+# aggregation, text output and decoding were most of the read, and they change far less
+# often than the census snapshots. Then the forecasts themselves, only for the hospitals
+# whose hashes this worker has not decoded yet (``_FORECASTS``).
+_HASHED_SQL = _STATES_SQL.format(
+    only="true",
+    icu_forecasts="sum(jsonb_hash_extended(forecast, unit_id)) FILTER (WHERE icu)",
+    ward_forecasts="sum(jsonb_hash_extended(forecast, unit_id)) FILTER (WHERE NOT icu)",
+    ed_forecast="jsonb_hash_extended(ed.forecast, 0)",
+)
+_FORECASTS_SQL = _STATES_SQL.format(
+    only="h.id = ANY(%(only)s::bigint[])",
+    icu_forecasts="jsonb_agg(forecast ORDER BY code) FILTER (WHERE icu)",
+    ward_forecasts="jsonb_agg(forecast ORDER BY code) FILTER (WHERE NOT icu)",
+    ed_forecast="ed.forecast",
+)
+_FORECAST_COLUMNS = (22, 27, 32)
 
 
 def _kind_beds(
@@ -297,6 +316,29 @@ def _decoded(value: Any, read: Any) -> tuple[ForecastPoint, ...]:
     return points
 
 
+# Per (database, region), per hospital id: the forecast hashes and the points decoded from
+# the forecasts that had them.
+_FORECASTS: dict[
+    tuple[str, int],
+    dict[int, tuple[tuple[Any, ...], tuple[tuple[ForecastPoint, ...], ...]]],
+] = {}
+
+
+def _hashes(row: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(row[i] for i in _FORECAST_COLUMNS)
+
+
+def _forecast_points(row: Sequence[Any]) -> tuple[tuple[ForecastPoint, ...], ...]:
+    """(ED, ICU, ward) points of one row of the forecasts query. JSON arrives as text
+    (Django's psycopg loader): decoded only where there is any."""
+    ed, icu, ward = (row[i] for i in _FORECAST_COLUMNS)
+    return (
+        _decoded(ed, _points) if ed else (),
+        _decoded(icu, _summed_forecasts) if icu else (),
+        _decoded(ward, _summed_forecasts) if ward else (),
+    )
+
+
 def region_states(region: Region, now: datetime) -> list[HospitalState]:
     """Every active hospital's live state as the pure rules read it (one query; the same
     states as ``region_states_live``)."""
@@ -316,15 +358,26 @@ def region_states(region: Region, now: datetime) -> list[HospitalState]:
         cursor.execute(
             "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"
         )
-        cursor.execute(_STATES_SQL, params)
+        cursor.execute(_HASHED_SQL, params)
         rows = cursor.fetchall()
+        known = _FORECASTS.setdefault((str(connection.settings_dict.get("NAME")), region.pk), {})
+        missing = [
+            row[33] for row in rows if (got := known.get(row[33])) is None or got[0] != _hashes(row)
+        ]
+        if missing:
+            cursor.execute(_FORECASTS_SQL, {**params, "only": missing})
+            hashes = {row[33]: _hashes(row) for row in rows}
+            for full in cursor.fetchall():
+                # Kept under the hashes just read: if a forecast changed in between (each
+                # statement sees the latest commits), the next minute reads it again.
+                known[full[33]] = (hashes[full[33]], _forecast_points(full))
     never = datetime.min.replace(tzinfo=now.tzinfo)
     caps: dict[tuple[Any, ...], Capabilities] = {}
     out = []
     for row in rows:
         (code, name, trauma, stroke, stemi, paeds, burns, psych, maternity) = row[:9]
         (ed_unit, baseline, has_state, flagged, observed, staffed, surge, occupied,
-         in_treatment, waiting, boarding, longest, offload, ed_forecast) = row[9:23]  # fmt: skip
+         in_treatment, waiting, boarding, longest, offload) = row[9:22]  # fmt: skip
         key = (trauma, stroke, stemi, paeds, burns, psych, maternity)
         cap = caps.get(key)
         if cap is None:
@@ -342,10 +395,7 @@ def region_states(region: Region, now: datetime) -> list[HospitalState]:
                 stale = bool(flagged) or now - observed > limit
         icu_cap, icu_occ = _kind_beds(*row[23:27])
         ward_cap, ward_occ = _kind_beds(*row[28:32])
-        # JSON arrives as text (Django's psycopg loader): decoded only where there is any.
-        ed_points = _decoded(ed_forecast, _points) if ed_forecast else ()
-        icu_points = _decoded(row[27], _summed_forecasts) if row[27] else ()
-        ward_points = _decoded(row[32], _summed_forecasts) if row[32] else ()
+        ed_points, icu_points, ward_points = known[row[33]][1]
         forecast = None
         if ed_points or icu_points or ward_points:
             forecast = Forecast(as_of=as_of or now, ed=ed_points, icu=icu_points, ward=ward_points)
