@@ -213,14 +213,14 @@ def region_states_live(region: Region, now: datetime) -> list[HospitalState]:
 # board's per-unit records (provenance, EDXL-HAVE types, feeds, directives) for 60,000 units.
 _STATES_SQL = """
 WITH units AS (
-    SELECT u.hospital_id, u.code, u.unit_type = ANY(%(icu)s) AS icu,
+    SELECT u.hospital_id, u.id AS unit_id, u.code, u.unit_type = ANY(%(icu)s) AS icu,
         s.id IS NOT NULL AND s.stale IS NOT TRUE AND s.observed_at >= %(fresh_after)s AS fresh,
         COALESCE(NULLIF(s.staffed_beds, 0), u.staffed_beds) + COALESCE(s.surge_beds, 0) AS beds,
         s.occupied_beds, COALESCE(s.forecast, '[]'::jsonb) AS forecast
     FROM registry_unit u
     JOIN registry_hospital h ON h.id = u.hospital_id
     LEFT JOIN census_unitstate s ON s.unit_id = u.id AND s.audience = %(audience)s
-    WHERE h.region_id = %(region)s AND h.active AND u.active
+    WHERE h.region_id = %(region)s AND h.active AND u.active AND {only}
         AND (u.unit_type = ANY(%(icu)s) OR u.unit_type = ANY(%(ward)s))
 ), kinds AS (
     SELECT hospital_id,
@@ -232,23 +232,23 @@ WITH units AS (
         -- every horizon would lack that unit).
         CASE WHEN count(*) FILTER (WHERE icu) = 1
                 OR bool_and(forecast <> '[]'::jsonb) FILTER (WHERE icu)
-            THEN jsonb_agg(forecast ORDER BY code) FILTER (WHERE icu) END AS icu_forecasts,
+            THEN {icu_forecasts} END AS icu_forecasts,
         count(*) FILTER (WHERE fresh AND NOT icu) AS ward_fresh,
         bool_or(occupied_beds IS NULL) FILTER (WHERE fresh AND NOT icu) AS ward_withheld,
         sum(beds) FILTER (WHERE fresh AND NOT icu) AS ward_beds,
         sum(occupied_beds) FILTER (WHERE fresh AND NOT icu) AS ward_occupied,
         CASE WHEN count(*) FILTER (WHERE NOT icu) = 1
                 OR bool_and(forecast <> '[]'::jsonb) FILTER (WHERE NOT icu)
-            THEN jsonb_agg(forecast ORDER BY code) FILTER (WHERE NOT icu) END AS ward_forecasts
+            THEN {ward_forecasts} END AS ward_forecasts
     FROM units GROUP BY hospital_id
 )
 SELECT h.site_code, h.name, h.trauma_level, h.stroke, h.stemi_pci, h.paediatrics, h.burns,
     h.psychiatry, h.maternity,
     ed.unit_id, ed.baseline, ed.has_state, ed.stale, ed.observed_at, ed.staffed_beds,
     ed.surge_beds, ed.occupied_beds, ed.ed_in_treatment, ed.ed_waiting, ed.ed_boarding,
-    ed.longest_boarding_minutes, ed.offload_p90_minutes, ed.forecast,
+    ed.longest_boarding_minutes, ed.offload_p90_minutes, {ed_forecast},
     k.icu_fresh, k.icu_withheld, k.icu_beds, k.icu_occupied, k.icu_forecasts,
-    k.ward_fresh, k.ward_withheld, k.ward_beds, k.ward_occupied, k.ward_forecasts
+    k.ward_fresh, k.ward_withheld, k.ward_beds, k.ward_occupied, k.ward_forecasts, h.id
 FROM registry_hospital h
 LEFT JOIN LATERAL (
     SELECT u.id AS unit_id, u.staffed_beds AS baseline, s.id IS NOT NULL AS has_state,
@@ -261,9 +261,28 @@ LEFT JOIN LATERAL (
     ORDER BY u.code LIMIT 1
 ) ed ON true
 LEFT JOIN kinds k ON k.hospital_id = h.id
-WHERE h.region_id = %(region)s AND h.active
+WHERE h.region_id = %(region)s AND h.active AND {only}
 ORDER BY h.site_code
 """
+# Two readings of the forecasts. Each minute, a 64-bit hash of each hospital's forecasts per
+# kind (``jsonb_hash_extended`` walks the stored binary; the units' hashes are summed, each
+# seeded with its unit id): a national region's forecasts are ≈6 MB of JSON whose
+# aggregation, text output and decoding were most of the read, and they change far less
+# often than the census snapshots. Then the forecasts themselves, only for the hospitals
+# whose hashes this worker has not decoded yet (``_FORECASTS``).
+_HASHED_SQL = _STATES_SQL.format(
+    only="true",
+    icu_forecasts="sum(jsonb_hash_extended(forecast, unit_id)) FILTER (WHERE icu)",
+    ward_forecasts="sum(jsonb_hash_extended(forecast, unit_id)) FILTER (WHERE NOT icu)",
+    ed_forecast="jsonb_hash_extended(ed.forecast, 0)",
+)
+_FORECASTS_SQL = _STATES_SQL.format(
+    only="h.id = ANY(%(only)s::bigint[])",
+    icu_forecasts="jsonb_agg(forecast ORDER BY code) FILTER (WHERE icu)",
+    ward_forecasts="jsonb_agg(forecast ORDER BY code) FILTER (WHERE NOT icu)",
+    ed_forecast="ed.forecast",
+)
+_FORECAST_COLUMNS = (22, 27, 32)
 
 
 def _kind_beds(
@@ -276,6 +295,48 @@ def _kind_beds(
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+# Forecast points by the JSON text they were read from: a site's forecast changes far less
+# often than its census snapshot, and decoding and summing a national region's forecasts
+# was a third of the census read. Points are immutable tuples; a pure function of the text.
+_DECODED: dict[tuple[Any, str], tuple[ForecastPoint, ...]] = {}
+_DECODED_LIMIT = 100_000
+
+
+def _decoded(value: Any, read: Any) -> tuple[ForecastPoint, ...]:
+    if not isinstance(value, str):
+        return read(_json(value))
+    key = (read, value)
+    points = _DECODED.get(key)
+    if points is None:
+        if len(_DECODED) >= _DECODED_LIMIT:
+            _DECODED.clear()
+        points = _DECODED[key] = read(json.loads(value))
+    return points
+
+
+# Per (database, region), per hospital id: the forecast hashes and the points decoded from
+# the forecasts that had them.
+_FORECASTS: dict[
+    tuple[str, int],
+    dict[int, tuple[tuple[Any, ...], tuple[tuple[ForecastPoint, ...], ...]]],
+] = {}
+
+
+def _hashes(row: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(row[i] for i in _FORECAST_COLUMNS)
+
+
+def _forecast_points(row: Sequence[Any]) -> tuple[tuple[ForecastPoint, ...], ...]:
+    """(ED, ICU, ward) points of one row of the forecasts query. JSON arrives as text
+    (Django's psycopg loader): decoded only where there is any."""
+    ed, icu, ward = (row[i] for i in _FORECAST_COLUMNS)
+    return (
+        _decoded(ed, _points) if ed else (),
+        _decoded(icu, _summed_forecasts) if icu else (),
+        _decoded(ward, _summed_forecasts) if ward else (),
+    )
 
 
 def region_states(region: Region, now: datetime) -> list[HospitalState]:
@@ -297,15 +358,26 @@ def region_states(region: Region, now: datetime) -> list[HospitalState]:
         cursor.execute(
             "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"
         )
-        cursor.execute(_STATES_SQL, params)
+        cursor.execute(_HASHED_SQL, params)
         rows = cursor.fetchall()
+        known = _FORECASTS.setdefault((str(connection.settings_dict.get("NAME")), region.pk), {})
+        missing = [
+            row[33] for row in rows if (got := known.get(row[33])) is None or got[0] != _hashes(row)
+        ]
+        if missing:
+            cursor.execute(_FORECASTS_SQL, {**params, "only": missing})
+            hashes = {row[33]: _hashes(row) for row in rows}
+            for full in cursor.fetchall():
+                # Kept under the hashes just read: if a forecast changed in between (each
+                # statement sees the latest commits), the next minute reads it again.
+                known[full[33]] = (hashes[full[33]], _forecast_points(full))
     never = datetime.min.replace(tzinfo=now.tzinfo)
     caps: dict[tuple[Any, ...], Capabilities] = {}
     out = []
     for row in rows:
         (code, name, trauma, stroke, stemi, paeds, burns, psych, maternity) = row[:9]
         (ed_unit, baseline, has_state, flagged, observed, staffed, surge, occupied,
-         in_treatment, waiting, boarding, longest, offload, ed_forecast) = row[9:23]  # fmt: skip
+         in_treatment, waiting, boarding, longest, offload) = row[9:22]  # fmt: skip
         key = (trauma, stroke, stemi, paeds, burns, psych, maternity)
         cap = caps.get(key)
         if cap is None:
@@ -323,10 +395,7 @@ def region_states(region: Region, now: datetime) -> list[HospitalState]:
                 stale = bool(flagged) or now - observed > limit
         icu_cap, icu_occ = _kind_beds(*row[23:27])
         ward_cap, ward_occ = _kind_beds(*row[28:32])
-        # JSON arrives as text (Django's psycopg loader): decoded only where there is any.
-        ed_points = _points(_json(ed_forecast)) if ed_forecast else ()
-        icu_points = _summed_forecasts(_json(row[27])) if row[27] else ()
-        ward_points = _summed_forecasts(_json(row[32])) if row[32] else ()
+        ed_points, icu_points, ward_points = known[row[33]][1]
         forecast = None
         if ed_points or icu_points or ward_points:
             forecast = Forecast(as_of=as_of or now, ed=ed_points, icu=icu_points, ward=ward_points)
@@ -372,28 +441,47 @@ def travel_version(region: Region) -> tuple[int, str]:
     return int(agg["n"] or 0), str(agg["last"])
 
 
-def priors(region: Region) -> Priors:
-    """What the last evaluation left: statuses, levels, the region's mode and level."""
+def priors(
+    region: Region,
+    *,
+    statuses: tuple[Mapping[int, Sequence[Any]], Mapping[str, int]] | None = None,
+    state: m.RegionState | None = None,
+) -> Priors:
+    """What the last evaluation left: statuses, levels, the region's mode and level.
+
+    ``statuses``: the status rows the last evaluation stored (by hospital id, the fields of
+    ``services._STATUS_FIELDS``) with the region's hospitals (site code: id), when the
+    caller has them (``kept``); else they are read. ``state``: the region's state row, if
+    the caller has it locked."""
     diversion: dict[str, PriorStatus] = {}
     surge: dict[str, PriorLevel] = {}
-    rows = (
-        m.HospitalStatus.objects.filter(hospital__region=region)
-        .order_by()
-        .values_list(
-            "hospital__site_code",
-            "diversion_status",
-            "status_since",
-            "expires_at",
-            "destinations",
-            "surge_level",
-            "level_since",
+    rows: Iterable[tuple[Any, ...]]
+    if statuses is None:
+        rows = (
+            m.HospitalStatus.objects.filter(hospital__region=region)
+            .order_by()
+            .values_list(
+                "hospital__site_code",
+                "diversion_status",
+                "status_since",
+                "expires_at",
+                "destinations",
+                "surge_level",
+                "level_since",
+            )
         )
-    )
-    statuses = {s.value: s for s in Status}
+    else:
+        by_id, hospitals = statuses
+        rows = (
+            (code, r[0], r[1], r[2], r[3], r[6], r[7])
+            for code, hid in hospitals.items()
+            if (r := by_id.get(hid)) is not None
+        )
+    statuses_by_value = {s.value: s for s in Status}
     classes = {c.value: c for c in AmbulanceClass}
     for code, status, since, expires_at, destinations, level, level_since in rows:
         diversion[code] = PriorStatus(
-            status=statuses.get(status) or Status(status),
+            status=statuses_by_value.get(status) or Status(status),
             since=since,
             expires_at=expires_at,
             destinations={
@@ -402,7 +490,8 @@ def priors(region: Region) -> Priors:
         )
         if level is not None:
             surge[code] = PriorLevel(level=level, since=level_since)
-    state = m.RegionState.objects.filter(region=region).first()
+    if state is None:
+        state = m.RegionState.objects.filter(region=region).first()
     region_level = None
     mode = Mode.NORMAL
     if state is not None:

@@ -10,6 +10,7 @@ region-wide roles.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -458,6 +459,22 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.severity}] {self.title} ({self.state})"
+
+    def seen_at(self, region_evaluated_at: datetime | None) -> datetime:
+        """When the alert's condition was last seen to hold. A live condition alert holds at
+        every evaluation of its region until one finds it cleared (that one resolves it),
+        so it was last seen at the region's last evaluation: the evaluation stores that
+        time once per region, not on each of a national region's tens of thousands of live
+        alerts every minute. ``last_seen_at`` holds it for the others (events, resolved
+        alerts) and as of raising."""
+        if (
+            self.condition
+            and self.state != self.State.RESOLVED
+            and region_evaluated_at is not None
+            and region_evaluated_at > self.last_seen_at
+        ):
+            return region_evaluated_at
+        return self.last_seen_at
 
 
 class AlertRecipient(models.Model):

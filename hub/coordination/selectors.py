@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from deid.contracts.vocabulary import UnitType
 from hub.census.selectors import live_hospitals
@@ -35,7 +35,10 @@ def decisions(
 def alerts(
     *, queryset: QuerySet[m.Alert], state: str | None = None, live: bool = False
 ) -> QuerySet[m.Alert]:
-    qs = queryset.select_related("hospital")
+    # The region's last evaluation: when its live condition alerts were last seen
+    # (``Alert.seen_at``).
+    evaluated = m.RegionState.objects.filter(region=OuterRef("region")).values("evaluated_at")
+    qs = queryset.select_related("hospital").annotate(region_evaluated_at=Subquery(evaluated[:1]))
     if live:
         qs = qs.exclude(state=m.Alert.State.RESOLVED)
     elif state:

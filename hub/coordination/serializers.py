@@ -176,6 +176,28 @@ class AlertSerializer(serializers.ModelSerializer[m.Alert]):
             "escalation_level",
         ]
 
+    def to_representation(self, instance: m.Alert) -> Any:
+        data = super().to_representation(instance)
+        # A live condition alert was last seen at its region's last evaluation (``seen_at``):
+        # from the list's annotation (``selectors.alerts``), else read once per region.
+        evaluated: Any = getattr(instance, "region_evaluated_at", _UNREAD)
+        if evaluated is _UNREAD:
+            known = self.__dict__.setdefault("_evaluated_at", {})
+            if instance.region_id not in known:
+                known[instance.region_id] = (
+                    m.RegionState.objects.filter(region_id=instance.region_id)
+                    .values_list("evaluated_at", flat=True)
+                    .first()
+                )
+            evaluated = known[instance.region_id]
+        data["last_seen_at"] = self.fields["last_seen_at"].to_representation(
+            instance.seen_at(evaluated)
+        )
+        return data
+
+
+_UNREAD = object()
+
 
 class AcknowledgeInput(serializers.Serializer[Any]):
     note = serializers.CharField(required=False, allow_blank=True, default="")

@@ -12,15 +12,15 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from governance import audit
-from hub.coordination import inputs, matching, rules, sqlrows
+from hub.coordination import inputs, kept, matching, rules, sqlrows
 from hub.coordination import models as m
 from hub.coordination.alerts_rules import AlertCandidate, OpenAlert, plan_alerts
 from hub.coordination.config import RegionConfig
@@ -105,12 +105,18 @@ def region_evaluate(*, region: Region, now: datetime | None = None) -> Evaluatio
     now = now or timezone.now()
     m.RegionState.objects.get_or_create(region=region)
     state = m.RegionState.objects.select_for_update().get(region=region)
+    previous = state.evaluated_at
+    # What the last evaluation stored, if this worker made it and nothing wrote since.
+    was = kept.take(region.pk, kept.stamp(region.pk))
     config = region_config(region)
     expired = _decisions_expire(region=region, now=now)
 
     states = inputs.region_states(region, now)
     travel = _neighbourhood(region, config)
-    priors = inputs.priors(region)
+    hospitals = dict(Hospital.objects.filter(region=region).values_list("site_code", "pk"))
+    priors = inputs.priors(
+        region, statuses=None if was is None else (was.statuses, hospitals), state=state
+    )
     closed = inputs.closed_by_decision(region)
     started = time.perf_counter()
     ev = evaluate_region(
@@ -118,11 +124,13 @@ def region_evaluate(*, region: Region, now: datetime | None = None) -> Evaluatio
     )
     rules_ms = (time.perf_counter() - started) * 1000
 
-    hospitals = dict(Hospital.objects.filter(region=region).values_list("site_code", "pk"))
-    _store_statuses(region, ev, hospitals, now)
-    new, renewed, closed_recs = _store_recommendations(region, ev, hospitals, now)
+    now_kept = kept.Kept(stamp=("", now))
+    _store_statuses(region, ev, hospitals, now, was, now_kept)
+    new, renewed, closed_recs = _store_recommendations(region, ev, hospitals, now, was, now_kept)
     _store_surge(region, ev.surge.changes, hospitals)
-    raised, resolved, escalated = _store_alerts(region, ev.alerts, hospitals, now, config)
+    raised, resolved, escalated = _store_alerts(
+        region, ev.alerts, hospitals, now, config, was, now_kept, previous
+    )
 
     region_level = ev.surge.region
     state.mode = ev.diversion.mode.value
@@ -136,6 +144,8 @@ def region_evaluate(*, region: Region, now: datetime | None = None) -> Evaluatio
     state.evaluated_at = now
     state.evaluation_ms = rules_ms
     state.save()
+    now_kept.stamp = kept.stamp(region.pk)
+    kept.keep_on_commit(region.pk, now_kept)
     return EvaluationSummary(
         region=region.code,
         at=now,
@@ -208,19 +218,29 @@ _STATUS_FIELDS = (
 
 
 def _store_statuses(
-    region: Region, ev: RegionEvaluation, hospitals: Mapping[str, int], now: datetime
+    region: Region,
+    ev: RegionEvaluation,
+    hospitals: Mapping[str, int],
+    now: datetime,
+    was: kept.Kept | None = None,
+    now_kept: kept.Kept | None = None,
 ) -> int:
     """Every evaluated hospital's status row: created if new, its values written only where
     they changed, and ``evaluated_at`` moved to ``now`` on all of them (one statement each).
-    Returns the number of rows created or changed."""
+    The stored rows are compared with what the last evaluation kept (``was``) or, without
+    it, read. Returns the number of rows created or changed."""
     d, s = ev.diversion, ev.surge
     routes = {r.hospital: r.routes for r in d.recommendations}
-    existing = {
-        row[0]: row[1:]
-        for row in m.HospitalStatus.objects.filter(hospital__region=region)
-        .order_by()
-        .values_list("hospital_id", *_STATUS_FIELDS)
-    }
+    existing: dict[int, tuple[Any, ...]]
+    if was is not None:
+        existing = was.statuses
+    else:
+        existing = {
+            row[0]: row[1:]
+            for row in m.HospitalStatus.objects.filter(hospital__region=region)
+            .order_by()
+            .values_list("hospital_id", *_STATUS_FIELDS)
+        }
     pressure = d.pressure.tolist()
     fresh = d.arrays.fresh.tolist()
     scores = s.score.tolist()
@@ -267,6 +287,13 @@ def _store_statuses(
             change.append((hid, *row))
         else:
             same.append(hid)
+    if now_kept is not None:
+        after = dict(existing)
+        for r in create:
+            after[r[0]] = r[1:]
+        for r in change:
+            after[r[0]] = r[1:]
+        now_kept.statuses = after
     for rows, write in ((create, _insert_statuses), (change, _update_statuses)):
         if rows:
             columns = list(zip(*rows, strict=True))
@@ -324,22 +351,50 @@ def _answered_statuses(region: Region, now: datetime) -> dict[Any, set[str]]:
     return answered
 
 
-def _store_recommendations(
-    region: Region, ev: RegionEvaluation, hospitals: Mapping[str, int], now: datetime
-) -> tuple[int, int, int]:
-    pending = {
-        hid: (pk, m.recommendation_signature(mode, status, routes), expires_at)
-        for pk, hid, mode, status, routes, expires_at in (
-            m.DiversionRecommendation.objects.select_for_update()
-            .filter(region=region, state=m.DiversionRecommendation.State.PENDING)
+def _pending(
+    region: Region, was: kept.Kept | None
+) -> dict[int, tuple[int, tuple[Any, ...], Any, tuple[Any, ...] | None]]:
+    """Per hospital, its pending recommendation, locked: (id, signature, expiry, words as
+    the last evaluation kept them, or None). Signatures come from the kept copy where it
+    has them; the routes of the others are read."""
+    rows = list(
+        m.DiversionRecommendation.objects.select_for_update()
+        .filter(region=region, state=m.DiversionRecommendation.State.PENDING)
+        .order_by()
+        .values_list("pk", "hospital_id", "expires_at")
+    )
+    advice = was.advice if was is not None else {}
+    unknown = [pk for pk, _, _ in rows if pk not in advice]
+    signatures = {pk: advice[pk][0] for pk, _, _ in rows if pk in advice}
+    if unknown:
+        for pk, mode, status, routes in (
+            m.DiversionRecommendation.objects.filter(pk__in=unknown)
             .order_by()
-            .values_list("pk", "hospital_id", "mode", "status", "routes", "expires_at")
-        )
+            .values_list("pk", "mode", "status", "routes")
+        ):
+            signatures[pk] = m.recommendation_signature(mode, status, routes)
+    return {
+        hid: (pk, signatures[pk], expires_at, advice[pk][1] if pk in advice else None)
+        for pk, hid, expires_at in rows
     }
+
+
+def _store_recommendations(
+    region: Region,
+    ev: RegionEvaluation,
+    hospitals: Mapping[str, int],
+    now: datetime,
+    was: kept.Kept | None = None,
+    now_kept: kept.Kept | None = None,
+) -> tuple[int, int, int]:
+    pending = _pending(region, was)
     answered = _answered_statuses(region, now)
     new_rows: list[tuple[Any, ...]] = []
     renewed_rows: list[tuple[Any, ...]] = []
+    renewed_only: list[tuple[int, Any]] = []  # (id, new expiry): the words are the same
     superseded: list[int] = []
+    advice_after: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+    new_advice: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
     for rec in ev.diversion.recommendations:
         hid = hospitals.get(rec.hospital)
         if hid is None:
@@ -350,40 +405,62 @@ def _store_recommendations(
             # The advice returns when the decision expires, or if it escalates.
             continue
         routes = _route_rows(rec)
-        row = (
+        words = (
             rec.score,
             routes,
             [{"class": k.ambulance_class.value, "reason": k.reason} for k in rec.kept],
             rec.explanation,
             rec.figures,
             rec.no_forecast,
-            rec.expires_at,
         )
+        signature = m.recommendation_signature(rec.mode.value, rec.status.value, routes)
         old = pending.pop(hid, None)
-        if old is not None and old[1] == m.recommendation_signature(
-            rec.mode.value, rec.status.value, routes
-        ):
-            # The same advice with today's numbers: renewed in place.
-            renewed_rows.append((old[0], *row))
+        if old is not None and old[1] == signature:
+            # The same advice with today's numbers: renewed in place; its words rewritten
+            # only where they changed.
+            if old[3] == words:
+                renewed_only.append((old[0], rec.expires_at))
+            else:
+                renewed_rows.append((old[0], *words, rec.expires_at, old[3]))
+            advice_after[old[0]] = (signature, words)
             continue
         if old is not None:
             superseded.append(old[0])
-        new_rows.append((hid, rec.mode.value, rec.status.value, *row))
-    expired = [pk for pk, _, exp in pending.values() if exp is not None and exp <= now]
-    withdrawn = [pk for pk, _, exp in pending.values() if exp is None or exp > now]
+        new_rows.append((hid, rec.mode.value, rec.status.value, *words, rec.expires_at))
+        new_advice[hid] = (signature, words)
+    expired = [pk for pk, _, exp, _ in pending.values() if exp is not None and exp <= now]
+    withdrawn = [pk for pk, _, exp, _ in pending.values() if exp is None or exp > now]
     # One statement each (a load-balancing national region renews thousands a minute);
     # superseded rows close before their successors are created (one pending row per
     # hospital).
     model, states = m.DiversionRecommendation, m.DiversionRecommendation.State
-    if renewed_rows:
-        columns = list(zip(*renewed_rows, strict=True))
+    # Renewed advice with new words: only the columns that changed (the figures' snapshot
+    # time moves every minute; the routes and their texts mostly do not), grouped by
+    # which columns changed, one statement per group.
+    by_changed: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
+    for row in renewed_rows:
+        words, before = row[1:7], row[8]
+        changed = tuple(j for j in range(6) if before is None or words[j] != before[j])
+        by_changed.setdefault(changed, []).append(row)
+    for changed, rows in by_changed.items():
         sqlrows.update_rows(
             model,
             "id",
-            columns[0],
+            [r[0] for r in rows],
             {
-                **dict(zip(_RENEWED_FIELDS, columns[1:], strict=True)),
-                "renewed_at": [now] * len(renewed_rows),
+                **{_RENEWED_FIELDS[j]: [r[1 + j] for r in rows] for j in changed},
+                "expires_at": [r[7] for r in rows],
+                "renewed_at": [now] * len(rows),
+            },
+        )
+    if renewed_only:
+        sqlrows.update_rows(
+            model,
+            "id",
+            [pk for pk, _ in renewed_only],
+            {
+                "expires_at": [exp for _, exp in renewed_only],
+                "renewed_at": [now] * len(renewed_only),
             },
         )
     for pks, state in ((superseded, states.SUPERSEDED), (expired, states.EXPIRED)):
@@ -394,7 +471,7 @@ def _store_recommendations(
     if new_rows:
         columns = list(zip(*new_rows, strict=True))
         n = len(new_rows)
-        sqlrows.insert_rows(
+        created = sqlrows.insert_rows_keyed(
             model,
             {
                 "region": [region.pk] * n,
@@ -406,8 +483,14 @@ def _store_recommendations(
                 "created_at": [now] * n,
                 "renewed_at": [now] * n,
             },
+            by="hospital",
         )
-    return len(new_rows), len(renewed_rows), len(expired) + len(withdrawn)
+        for pk, hid in created:
+            advice_after[pk] = new_advice[hid]
+    if now_kept is not None:
+        now_kept.advice = advice_after
+    renewed = len(renewed_rows) + len(renewed_only)
+    return len(new_rows), renewed, len(expired) + len(withdrawn)
 
 
 _RENEWED_FIELDS = (
@@ -449,34 +532,53 @@ def _store_surge(
 _SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# The live alerts as the plan reads them, without their words and without a lock: the
+# region's state row is locked, so no other evaluation writes them; an acknowledgement
+# may (it changes the state), hence the state guards on the writes that depend on it.
+_LIVE_ALERTS_SQL = """
+SELECT id, key, (extract(epoch FROM raised_at) * 1000000)::bigint,
+    (extract(epoch FROM last_notified_at) * 1000000)::bigint,
+    condition, severity, state, escalation_level
+FROM coordination_alert WHERE region_id = %s AND state <> 'resolved'
+"""
+
+
+def _live_alerts(region: Region) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(_LIVE_ALERTS_SQL, [region.pk])
+        rows = cursor.fetchall()
+    return [
+        (
+            pk,
+            key,
+            _EPOCH + timedelta(microseconds=raised),
+            _EPOCH + timedelta(microseconds=notified),
+            condition,
+            severity,
+            state,
+            level,
+        )
+        for pk, key, raised, notified, condition, severity, state, level in rows
+    ]
+
+
 def _store_alerts(
     region: Region,
     candidates: Sequence[AlertCandidate],
     hospitals: Mapping[str, int],
     now: datetime,
     config: RegionConfig,
+    was: kept.Kept | None = None,
+    now_kept: kept.Kept | None = None,
+    previous: datetime | None = None,
 ) -> tuple[int, int, int]:
-    live = {
-        row[1]: row
-        for row in m.Alert.objects.select_for_update()
-        .filter(region=region)
-        .exclude(state=m.Alert.State.RESOLVED)
-        .order_by()
-        .values_list(
-            "pk",
-            "key",
-            "raised_at",
-            "last_notified_at",
-            "condition",
-            "severity",
-            "state",
-            "escalation_level",
-            "title",
-            "message",
-            "figures",
-        )
-    }
+    """Raise, refresh, resolve, remind and escalate. ``previous``: the time of the region's
+    previous evaluation (when its live condition alerts were last seen)."""
+    live = {row[1]: row for row in _live_alerts(region)}
     acknowledged = m.Alert.State.ACKNOWLEDGED.value
+    open_state = m.Alert.State.OPEN.value
     open_alerts = {
         key: OpenAlert(
             key=key,
@@ -492,7 +594,7 @@ def _store_alerts(
     plan = plan_alerts(candidates, open_alerts, now, config.alerts)
     new = plan.raise_new
     n = len(new)
-    created = sqlrows.insert_rows(
+    created = sqlrows.insert_rows_keyed(
         m.Alert,
         {
             "region": [region.pk] * n,
@@ -504,28 +606,42 @@ def _store_alerts(
             "message": [c.message for c in new],
             "figures": [dict(c.figures) for c in new],
             "condition": [c.condition for c in new],
-            "state": [m.Alert.State.OPEN.value] * n,
+            "state": [open_state] * n,
             "raised_at": [now] * n,
             "last_seen_at": [now] * n,
             "last_notified_at": [now] * n,
             "acknowledge_note": [""] * n,
             "escalation_level": [0] * n,
         },
-        returning=True,
+        by="key",
     )
     # Still true: seen now; title, message, figures and a raised severity written only
-    # where they changed (most of a saturated region's alerts say the same every minute).
+    # where they changed (most of a saturated region's alerts say the same every minute),
+    # compared with the words the last evaluation kept, or read.
+    words = dict(was.alert_words) if was is not None else {}
+    unknown = [live[c.key][0] for c in plan.refresh if live[c.key][0] not in words]
+    if unknown:
+        for pk, title, message, figures in (
+            m.Alert.objects.filter(pk__in=unknown)
+            .order_by()
+            .values_list("pk", "title", "message", "figures")
+        ):
+            words[pk] = (title, message, figures)
     seen: list[int] = []
     changed: list[tuple[Any, ...]] = []
+    words_after: dict[int, tuple[Any, ...]] = {}
     for c in plan.refresh:
         a = live[c.key]
-        seen.append(a[0])
+        pk = a[0]
         severity = a[5]
         if _SEVERITY_RANK.get(c.severity, 0) > _SEVERITY_RANK.get(severity, 0):
             severity = c.severity
-        row = (c.title[:300], c.message, dict(c.figures), severity)
-        if row != (a[8], a[9], a[10], a[5]):
-            changed.append((a[0], *row))
+        row = (c.title[:300], c.message, dict(c.figures))
+        if row != words.get(pk) or severity != a[5]:
+            changed.append((pk, *row, severity, now))
+        elif not a[4]:
+            seen.append(pk)  # an event seen again (a live condition is seen: ``seen_at``)
+        words_after[pk] = row
     sqlrows.set_where_in(m.Alert, "id", seen, {"last_seen_at": now})
     if changed:
         columns = list(zip(*changed, strict=True))
@@ -533,32 +649,88 @@ def _store_alerts(
             m.Alert,
             "id",
             columns[0],
-            dict(zip(("title", "message", "figures", "severity"), columns[1:], strict=True)),
+            dict(
+                zip(
+                    ("title", "message", "figures", "severity", "last_seen_at"),
+                    columns[1:],
+                    strict=True,
+                )
+            ),
         )
-    resolved = [live[k][0] for k in plan.resolve]
-    sqlrows.set_where_in(
-        m.Alert, "id", resolved, {"state": m.Alert.State.RESOLVED.value, "resolved_at": now}
+    # Resolve, remind and escalate only what an acknowledgement has not changed meanwhile.
+    # A condition resolving was last seen at the previous evaluation (``Alert.seen_at``).
+    resolved = _resolve_alerts([live[k][0] for k in plan.resolve], now, previous)
+    levels = {live[k][0]: live[k][7] for k in plan.remind}
+    reminded_ids = sqlrows.set_where_in(
+        m.Alert,
+        "id",
+        list(levels),
+        {"last_notified_at": now},
+        only_if={"state": [open_state]},
+        returning=True,
     )
-    reminded = [(live[k][0], live[k][7]) for k in plan.remind]
-    sqlrows.set_where_in(m.Alert, "id", [pk for pk, _ in reminded], {"last_notified_at": now})
-    escalated = [(live[key][0], level) for key, level in plan.escalate]
-    if escalated:
-        sqlrows.update_rows(
+    reminded = [(pk, levels[pk]) for pk in _ids(reminded_ids)]
+    escalating = {live[key][0]: level for key, level in plan.escalate}
+    escalated: list[tuple[int, int]] = []
+    if escalating:
+        escalated_ids = sqlrows.update_rows(
             m.Alert,
             "id",
-            [pk for pk, _ in escalated],
+            list(escalating),
             {
-                "escalation_level": [level for _, level in escalated],
-                "escalated_at": [now] * len(escalated),
+                "escalation_level": list(escalating.values()),
+                "escalated_at": [now] * len(escalating),
             },
+            only_if={"state": [open_state]},
+            returning=True,
         )
+        escalated = [(pk, escalating[pk]) for pk in _ids(escalated_ids)]
+    if now_kept is not None:
+        by_key = {c.key: c for c in new}
+        for pk, key in created:
+            c = by_key[key]
+            words_after[pk] = (c.title[:300], c.message, dict(c.figures))
+        # Live alerts not refreshed (events waiting for an acknowledgement) keep theirs.
+        for a in live.values():
+            if a[0] not in words_after and a[0] in words:
+                words_after[a[0]] = words[a[0]]
+        for pk in resolved:
+            words_after.pop(pk, None)
+        now_kept.alert_words = words_after
 
-    sends = [(pk, 0) for pk in created]
+    sends = [(pk, 0) for pk, _ in created]
     sends += reminded
     sends += escalated
     if sends:
         transaction.on_commit(lambda: _deliver_later(sends))
     return len(created), len(resolved), len(escalated)
+
+
+def _resolve_alerts(ids: Sequence[int], now: datetime, previous: datetime | None) -> list[int]:
+    """Resolve the live alerts ``ids`` that are still live; their last sighting becomes the
+    previous evaluation's time if it is later than the one stored. Returns those resolved."""
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE coordination_alert SET state = %s, resolved_at = %s, "
+            "last_seen_at = CASE WHEN condition AND %s::timestamptz > last_seen_at "
+            "THEN %s::timestamptz ELSE last_seen_at END "
+            "WHERE id = ANY(%s) AND state <> %s RETURNING id",
+            [
+                m.Alert.State.RESOLVED.value,
+                now,
+                previous,
+                previous,
+                list(ids),
+                m.Alert.State.RESOLVED.value,
+            ],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _ids(result: int | list[int]) -> list[int]:
+    return result if isinstance(result, list) else []
 
 
 def _deliver_later(sends: Iterable[tuple[int, int]]) -> None:

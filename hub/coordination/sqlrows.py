@@ -88,28 +88,52 @@ def _int_array(keys: Sequence[Any]) -> str:
     return "{" + ",".join(str(int(k)) for k in keys) + "}"
 
 
+def _guard(
+    model: type[models.Model], only_if: Mapping[str, Sequence[Any]] | None, alias: str
+) -> tuple[str, list[Any]]:
+    """`` AND t.column = ANY(%s)`` per field of ``only_if`` (field name: allowed values)."""
+    if not only_if:
+        return "", []
+    qn = connection.ops.quote_name
+    sql, params = "", []
+    for name, allowed in only_if.items():
+        column, db_type = _column(model, name)
+        sql += f" AND {alias}{qn(column)} = ANY(%s::{db_type}[])"
+        params.append(list(allowed))
+    return sql, params
+
+
 def update_rows(
     model: type[models.Model],
     key: str,
     keys: Sequence[Any],
     columns: Mapping[str, Sequence[Any]],
-) -> int:
+    *,
+    only_if: Mapping[str, Sequence[Any]] | None = None,
+    returning: bool = False,
+) -> int | list[int]:
     """Set ``columns`` (field name: one value per key) on the rows whose ``key`` field (an
-    integer) is in ``keys``, in one statement. Returns the number of rows updated."""
+    integer) is in ``keys``, in one statement; with ``only_if`` (field name: allowed
+    values), only on rows that still hold one of those values when updated. Returns the
+    number of rows updated, or with ``returning`` their keys."""
     if not keys:
-        return 0
+        return [] if returning else 0
     table = model._meta.db_table
     key_column, _ = _column(model, key)
     qn = connection.ops.quote_name
     names, select, document = _rows(model, {key: keys, **columns})
     sets = ", ".join(f"{qn(c)} = v.{qn(c)}" for c in names[1:])
+    guard, params = _guard(model, only_if, "t.")
     sql = (
         f"UPDATE {qn(table)} AS t SET {sets} "  # noqa: S608  # nosec B608
         f"FROM (SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS e) AS v "
-        f"WHERE t.{qn(key_column)} = v.{qn(key_column)}"
+        f"WHERE t.{qn(key_column)} = v.{qn(key_column)}{guard}"
+        + (f" RETURNING t.{qn(key_column)}" if returning else "")
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [document])
+        cursor.execute(sql, [document, *params])
+        if returning:
+            return [row[0] for row in cursor.fetchall()]
         return int(cursor.rowcount)
 
 
@@ -117,7 +141,25 @@ def insert_rows(
     model: type[models.Model], columns: Mapping[str, Sequence[Any]], *, returning: bool = False
 ) -> list[int]:
     """Insert one row per position of the ``columns`` sequences (field name: values), in one
-    statement. With ``returning``, the new primary keys."""
+    statement. With ``returning``, the new primary keys (in no promised order: see
+    ``insert_rows_keyed``)."""
+    return [pk for pk, _ in _insert(model, columns, returning, None)]
+
+
+def insert_rows_keyed(
+    model: type[models.Model], columns: Mapping[str, Sequence[Any]], by: str
+) -> list[tuple[int, Any]]:
+    """``insert_rows`` returning (primary key, value of field ``by``) per new row: ``by``
+    names each new row (a unique value among the rows inserted)."""
+    return _insert(model, columns, True, by)
+
+
+def _insert(
+    model: type[models.Model],
+    columns: Mapping[str, Sequence[Any]],
+    returning: bool,
+    by: str | None,
+) -> list[tuple[int, Any]]:
     lengths = {len(v) for v in columns.values()}
     if not columns or lengths == {0}:
         return []
@@ -125,23 +167,32 @@ def insert_rows(
     qn = connection.ops.quote_name
     names, select, document = _rows(model, columns)
     pk = model._meta.pk.column if model._meta.pk is not None else "id"
+    back = qn(pk) + (f", {qn(_column(model, by)[0])}" if by is not None else ", NULL")
     sql = (
         f"INSERT INTO {qn(table)} ({', '.join(qn(c) for c in names)}) "  # noqa: S608  # nosec B608
         f"SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS e"
-        + (f" RETURNING {qn(pk)}" if returning else "")
+        + (f" RETURNING {back}" if returning else "")
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [document])
-        return [row[0] for row in cursor.fetchall()] if returning else []
+        return [(row[0], row[1]) for row in cursor.fetchall()] if returning else []
 
 
 def set_where_in(
-    model: type[models.Model], key: str, keys: Sequence[Any], values: Mapping[str, Any]
-) -> int:
+    model: type[models.Model],
+    key: str,
+    keys: Sequence[Any],
+    values: Mapping[str, Any],
+    *,
+    only_if: Mapping[str, Sequence[Any]] | None = None,
+    returning: bool = False,
+) -> int | list[int]:
     """Set the same ``values`` (field name: value) on every row whose ``key`` field (an
-    integer) is in ``keys``: one statement, the keys as one array parameter."""
+    integer) is in ``keys``: one statement, the keys as one array parameter; with
+    ``only_if`` (field name: allowed values), only on rows that still hold one of them.
+    Returns the number of rows updated, or with ``returning`` their keys."""
     if not keys:
-        return 0
+        return [] if returning else 0
     qn = connection.ops.quote_name
     key_column, key_type = _column(model, key)
     sets, params = [], []
@@ -153,10 +204,14 @@ def set_where_in(
         else:
             sets.append(f"{qn(column)} = %s::{db_type}")
             params.append(value)
+    guard, guard_params = _guard(model, only_if, "")
     sql = (
         f"UPDATE {qn(model._meta.db_table)} SET {', '.join(sets)} "  # noqa: S608  # nosec B608
-        f"WHERE {qn(key_column)} = ANY(%s::{key_type}[])"
+        f"WHERE {qn(key_column)} = ANY(%s::{key_type}[]){guard}"
+        + (f" RETURNING {qn(key_column)}" if returning else "")
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, _int_array(keys)])
+        cursor.execute(sql, [*params, _int_array(keys), *guard_params])
+        if returning:
+            return [row[0] for row in cursor.fetchall()]
         return int(cursor.rowcount)

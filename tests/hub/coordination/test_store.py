@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from hub.census.models import UnitState
 from hub.coordination import inputs, services, sqlrows
 from hub.coordination import models as m
 from hub.registry.models import Hospital, Unit
@@ -90,9 +91,32 @@ def test_the_census_read_is_one_read_whatever_the_number_of_hospitals(w: World) 
         calm(site(w.region, f"M{i}"))
     with CaptureQueriesContext(connection) as more:
         states = inputs.region_states(w.region, now)
+    with CaptureQueriesContext(connection) as again:
+        assert inputs.region_states(w.region, now) == states
     assert len(states) == 10
-    # The read, and the settings it makes for the evaluation's transaction.
-    assert len(one.captured_queries) == len(more.captured_queries) == 2
+    # The settings it makes for the evaluation's transaction, the read (with the forecasts'
+    # hashes), and the forecasts of the hospitals whose hashes this worker has not seen:
+    # none the next time.
+    assert len(one.captured_queries) == len(more.captured_queries) == 3
+    assert len(again.captured_queries) == 2
+    assert "ANY(" in more.captured_queries[2]["sql"]
+
+
+def test_a_changed_forecast_is_read_again(w: World) -> None:
+    now = timezone.now()
+    before = {s.code: s for s in inputs.region_states(w.region, now)}
+    code = w.h.hospital.site_code
+    assert before[code].forecast is None
+    forecast = [{"horizon_hours": 2, "p50": 7, "p10": 5, "p90": 9}]
+    UnitState.objects.filter(unit=w.h.icu).update(forecast=forecast)
+    with CaptureQueriesContext(connection) as read:
+        after = {s.code: s for s in inputs.region_states(w.region, now)}
+    assert len(read.captured_queries) == 3  # the one hospital's forecasts read again
+    got = after[code].forecast
+    assert got is not None
+    assert [(p.horizon_hours, p.p50, p.p10, p.p90) for p in got.icu] == [(2.0, 7.0, 5.0, 9.0)]
+    assert after == {**before, code: after[code]}
+    assert after == {s.code: s for s in inputs.region_states_live(w.region, now)}
 
 
 def test_unchanged_statuses_are_not_rewritten_but_carry_the_evaluation_time(w: World) -> None:
