@@ -71,6 +71,7 @@ def _consume(
     out: mp.Queue,
     progress: Any,
     running: Any,
+    ready: Any,
 ) -> None:
     _setup()
     from hub.census.consumer import ConsumerStats, RegionalConsumer
@@ -94,14 +95,31 @@ def _consume(
         batch_size=batch,
         on_batch=on_batch,
     )
-    backend_before = backend_cpu()
+    # The consumer writes on its writer thread's connection: its backend's CPU is read there,
+    # before the first write and after each one.
+    backend: dict[str, tuple[int, float] | None] = {}
+    write = consumer._write
+
+    def measured_write(batch: Any) -> Any:
+        if "before" not in backend:
+            backend["before"] = backend_cpu()
+        result = write(batch)
+        backend["after"] = backend_cpu()
+        return result
+
+    consumer._write = measured_write  # type: ignore[method-assign]
+    # Every consumer process has started Django and made its client before any joins the
+    # group: they join together and the first assignment already shares the partitions.
+    # (Joined one by one, as their start-ups finish, the first member consumes alone and the
+    # group rebalances during the measured interval: a start-up cost, not ingestion.)
+    ready.wait(120)
     cpu_before = time.process_time()
     stats = consumer.run(stop)
     cpu = time.process_time() - cpu_before
-    backend_after = backend_cpu()
-    backend = None
-    if backend_before and backend_after and backend_before[0] == backend_after[0]:
-        backend = backend_after[1] - backend_before[1]
+    before, after = backend.get("before"), backend.get("after")
+    backend_s = None
+    if before and after and before[0] == after[0]:
+        backend_s = after[1] - before[1]
     out.put(
         (
             stats.census,
@@ -110,7 +128,7 @@ def _consume(
             stats.last_commit_at,
             stats.batches,
             cpu,
-            backend,
+            backend_s,
         )
     )
 
@@ -215,11 +233,12 @@ def main() -> None:
     stop = ctx.Event()
     progress = ctx.Value("q", 0)
     running = ctx.Value("i", 0)
+    ready = ctx.Barrier(args.consumers)
     group = f"{topic}.hub"
     procs = [
         ctx.Process(
             target=_consume,
-            args=(topic, group, bootstrap, args.batch, stop, out, progress, running),
+            args=(topic, group, bootstrap, args.batch, stop, out, progress, running, ready),
         )
         for _ in range(args.consumers)
     ]
@@ -318,7 +337,7 @@ def main() -> None:
     print(
         f"goal                    50,000 records/s and 25% of COPY: "
         f"{'met' if ingest_rate >= 50_000 and ingest_rate >= 0.25 * copy_rate else 'NOT met'}"
-        " (whole run, group join included)"
+        " (first record consumed to last offset commit)"
     )
 
 

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import hubrun
 from site_agent.hl7.mllp import END_BLOCK, START_BLOCK
 
-PORTS = (18600, 18699)
+PORTS = (18800, 18899)
 
 
 @dataclass
