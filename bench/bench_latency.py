@@ -70,6 +70,7 @@ class Outcome:
     latency: list[float] = field(default_factory=list)
     to_produced: list[float] = field(default_factory=list)
     to_received: list[float] = field(default_factory=list)
+    stored_to_seen: list[float] = field(default_factory=list)
     not_seen: int = 0
     nacks: int = 0
     ack_ms: list[float] = field(default_factory=list)
@@ -175,7 +176,8 @@ async def observe(
     grace: float,
     poll_times: list[float],
 ) -> None:
-    """Poll the region until every acknowledged admission is visible (or ``grace`` passes)."""
+    """Poll the region until every acknowledged admission is visible (or ``grace`` passes),
+    one request at a time."""
     deadline: float | None = None
     while True:
         if senders_done.is_set() and deadline is None:
@@ -193,6 +195,7 @@ async def observe(
                 if produced is not None and received is not None:
                     out.to_produced.append(produced - p.acked_at)
                     out.to_received.append(received - p.acked_at)
+                    out.stored_to_seen.append(seen_at - received)
             else:
                 left.append(p)
         pending[:] = left
@@ -378,6 +381,13 @@ def report(
           + (f"   NOT visible after 30 s: {out.not_seen}" if out.not_seen else ""))  # fmt: skip
     print(f"{'  ACK -> DE-ID sealed':<24} {ms(out.to_produced)}")
     print(f"{'  ACK -> hub stored':<24} {ms(out.to_received)}")
+    print(f"{'stage: ACK -> sealed':<24} {ms(out.to_produced)}  (agent, relay, raw topic, "
+          "DE-ID release window)")  # fmt: skip
+    sealed_to_stored = [r - p for p, r in zip(out.to_produced, out.to_received, strict=True)]
+    print(f"{'stage: sealed -> stored':<24} {ms(sealed_to_stored)}  (regional topic, hub "
+          "consumer, PostgreSQL commit)")  # fmt: skip
+    print(f"{'stage: stored -> seen':<24} {ms(out.stored_to_seen)}  (the read in progress, "
+          "the next read)")  # fmt: skip
     print(f"{'baseline: API read':<24} {ms(base)} (idle);  during the run {ms(polls)}")
     lat = sorted(out.latency)
     if lat and base:
