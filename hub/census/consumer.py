@@ -201,11 +201,21 @@ class RegionalConsumer:
         self.stats = ConsumerStats()
         self.on_batch = on_batch
         self.consumer = Consumer(
-            consumer_config(bootstrap=bootstrap, group=group, extra=consumer_extra)
+            consumer_config(
+                bootstrap=bootstrap,
+                group=group,
+                extra={"on_commit": self._on_commit, **(consumer_extra or {})},
+            )
         )
         self.producer = Producer(producer_config(bootstrap=bootstrap))
         self._last_partition_check = 0.0
         self._stop = threading.Event()
+        # The newest offsets sent asynchronously, committed again synchronously when the member
+        # stops or gives partitions up; and a commit failure reported back, which stops it.
+        self._sent_offsets: dict[tuple[str, int], int] = {}
+        self._async_commits = False  # run() sends them asynchronously; process() waits
+        self._last_write = 0.0
+        self._commit_error: KafkaException | None = None
 
     def run(self, stop: threading.Event, *, idle_exit_after: float | None = None) -> ConsumerStats:
         """Consume until ``stop`` is set (or, for benchmarks and tests, until nothing arrived
@@ -231,6 +241,7 @@ class RegionalConsumer:
                 assigned.append(True)
 
         writer = None if connection.in_atomic_block else _Writer()
+        self._async_commits = True
         pending: _Pending | None = None
 
         def on_revoke(_consumer: Consumer, _partitions: list[TopicPartition]) -> None:
@@ -240,6 +251,7 @@ class RegionalConsumer:
             if pending is not None:
                 held, pending = pending, None
                 self._finish(held)
+            self._commit_sent()
 
         self.consumer.subscribe([self.topic], on_assign=on_assign, on_revoke=on_revoke)
         idle_since: float | None = None
@@ -247,6 +259,8 @@ class RegionalConsumer:
             while not stop.is_set():
                 # With a batch being written, only take what has already arrived.
                 messages = self._fetch(0.0 if pending else self.poll_timeout)
+                if self._commit_error is not None:
+                    raise self._commit_error
                 usable = [m for m in messages if self._usable(m)]
                 if not usable:
                     if pending is not None:
@@ -277,6 +291,7 @@ class RegionalConsumer:
                 # Stopping (SIGTERM): the batch in hand is finished and committed first.
                 self._finish(pending)
                 pending = None
+            self._commit_sent()
         finally:
             try:
                 if writer is not None:
@@ -357,7 +372,7 @@ class RegionalConsumer:
                 raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT))
             log.warning("%d record(s) sent to %s", len(batch.rejections), self.deadletter_topic)
 
-        self._commit(prepared.messages)
+        self._commit(prepared.messages, asynchronous=self._async_commits)
         self.stats.last_commit_at = time.time()
         self.stats.last_batch_seconds = time.perf_counter() - prepared.started
         self.stats.last_rejection_reasons = tuple(r.reason for r in batch.rejections)
@@ -374,10 +389,15 @@ class RegionalConsumer:
         """Store the batch, riding out a database that went away (restart, failover): the
         batch is retried on a fresh connection until it commits, and the offsets wait."""
         while True:
-            if not connection.in_atomic_block:
+            if not connection.in_atomic_block and time.monotonic() - self._last_write > 1.0:
+                # After a pause, check the connection (a health check round trip, and the
+                # connection's maximum age); batches back to back skip it: a connection that
+                # broke meanwhile fails the write, which is retried below on a fresh one.
                 close_old_connections()
             try:
-                return census_ingest_batch(batch=batch)
+                counts = census_ingest_batch(batch=batch)
+                self._last_write = time.monotonic()
+                return counts
             except (OperationalError, InterfaceError):
                 if connection.in_atomic_block:
                     raise  # inside a caller's transaction (tests): nothing to reconnect
@@ -388,7 +408,11 @@ class RegionalConsumer:
                     # partitions next, and the upsert makes that harmless.
                     raise
 
-    def _commit(self, messages: list[Message]) -> None:
+    def _commit(self, messages: list[Message], *, asynchronous: bool = False) -> None:
+        """Commit the offsets after ``messages``. Asynchronously after each batch (the broker's
+        round trip would otherwise hold up the next batch: the database commit is what makes
+        the records safe, and a lost offset commit only means a harmless replay); once more,
+        synchronously, when the member stops or partitions are revoked (``_commit_sent``)."""
         highest: dict[tuple[str, int], int] = {}
         for m in messages:
             tp = (m.topic() or "", m.partition() or 0)
@@ -396,6 +420,31 @@ class RegionalConsumer:
             if offset >= highest.get(tp, -1):
                 highest[tp] = offset
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
+        if asynchronous:
+            for (t, p), o in highest.items():
+                self._sent_offsets[(t, p)] = o + 1
+            self.consumer.commit(offsets=offsets, asynchronous=True)
+            return
+        self._commit_offsets(offsets)
+
+    def _commit_sent(self) -> None:
+        """The offsets sent asynchronously, committed again and waited for."""
+        if self._sent_offsets:
+            sent, self._sent_offsets = self._sent_offsets, {}
+            self._commit_offsets([TopicPartition(t, p, o) for (t, p), o in sent.items()])
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """An asynchronous commit's outcome (served inside poll/consume, on the main thread)."""
+        errors = [err] if err is not None else [tp.error for tp in partitions if tp.error]
+        for error in errors:
+            if error.code() == KafkaError._NO_OFFSET:
+                continue
+            if error.code() in _LOST_GENERATION:
+                log.warning("offsets not committed (%s): the batch will be replayed", error)
+            elif self._commit_error is None:
+                self._commit_error = KafkaException(error)
+
+    def _commit_offsets(self, offsets: list[TopicPartition]) -> None:
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
