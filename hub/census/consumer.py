@@ -153,6 +153,10 @@ class _Pending:
         return write.result() if isinstance(write, Future) else write
 
 
+def _partition_list(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+
+
 def _close_connection() -> None:
     connection.close()
 
@@ -239,6 +243,7 @@ class RegionalConsumer:
         def on_assign(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
             if partitions:
                 assigned.append(True)
+                log.info("assigned %s", _partition_list(partitions))
 
         writer = None if connection.in_atomic_block else _Writer()
         self._async_commits = True
@@ -248,6 +253,7 @@ class RegionalConsumer:
             # Partitions are leaving (inside a poll): the batch being written is finished and
             # its offsets committed while this member still owns them.
             nonlocal pending
+            log.info("revoked %s", _partition_list(_partitions))
             if pending is not None:
                 held, pending = pending, None
                 self._finish(held)
