@@ -8,7 +8,8 @@ Goal (issue #5): 50 hospitals each sending one ADT update a second, p99 under 1 
 
 What runs (everything started here, stopped at the end, also on Ctrl-C or failure):
 - the hub web as the demo runs it (gunicorn hub.wsgi, 2 workers x 4 threads) on a free port
-  in 18600-18699, and one ``manage.py consume`` on a regional topic of this run's own;
+  in 18800-18899 (bench_load uses 18600-18699), and one ``manage.py consume`` on a regional
+  topic of this run's own;
 - per hospital, the real processes of the pipeline: ``python -m site_agent run`` (with its
   outbox relay child) and ``python -m deid run`` with a policy signed by a governance key
   made for the run. 50 hospitals are 151 processes; that is what a region runs (one agent and
@@ -54,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import hubrun
 from site_agent.hl7.mllp import END_BLOCK, START_BLOCK
 
-PORTS = (18600, 18699)
+PORTS = (18800, 18899)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Outcome:
     latency: list[float] = field(default_factory=list)
     to_produced: list[float] = field(default_factory=list)
     to_received: list[float] = field(default_factory=list)
+    stored_to_seen: list[float] = field(default_factory=list)
     not_seen: int = 0
     nacks: int = 0
     ack_ms: list[float] = field(default_factory=list)
@@ -175,7 +177,8 @@ async def observe(
     grace: float,
     poll_times: list[float],
 ) -> None:
-    """Poll the region until every acknowledged admission is visible (or ``grace`` passes)."""
+    """Poll the region until every acknowledged admission is visible (or ``grace`` passes),
+    one request at a time."""
     deadline: float | None = None
     while True:
         if senders_done.is_set() and deadline is None:
@@ -193,6 +196,7 @@ async def observe(
                 if produced is not None and received is not None:
                     out.to_produced.append(produced - p.acked_at)
                     out.to_received.append(received - p.acked_at)
+                    out.stored_to_seen.append(seen_at - received)
             else:
                 left.append(p)
         pending[:] = left
@@ -378,6 +382,13 @@ def report(
           + (f"   NOT visible after 30 s: {out.not_seen}" if out.not_seen else ""))  # fmt: skip
     print(f"{'  ACK -> DE-ID sealed':<24} {ms(out.to_produced)}")
     print(f"{'  ACK -> hub stored':<24} {ms(out.to_received)}")
+    print(f"{'stage: ACK -> sealed':<24} {ms(out.to_produced)}  (agent, relay, raw topic, "
+          "DE-ID release window)")  # fmt: skip
+    sealed_to_stored = [r - p for p, r in zip(out.to_produced, out.to_received, strict=True)]
+    print(f"{'stage: sealed -> stored':<24} {ms(sealed_to_stored)}  (regional topic, hub "
+          "consumer, PostgreSQL commit)")  # fmt: skip
+    print(f"{'stage: stored -> seen':<24} {ms(out.stored_to_seen)}  (the read in progress, "
+          "the next read)")  # fmt: skip
     print(f"{'baseline: API read':<24} {ms(base)} (idle);  during the run {ms(polls)}")
     lat = sorted(out.latency)
     if lat and base:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -162,6 +163,21 @@ def _copy(
             write(row)
 
 
+# The connections whose temporary tables exist: made once per connection, not once per batch
+# (a round trip each). A connection is added only once the transaction that made them has
+# committed: a rolled-back CREATE leaves no table behind.
+_temp_tables_made: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+
+
+def _temp_tables_ensure(cursor: psycopg.Cursor[Any]) -> None:
+    conn = cursor.connection
+    if conn in _temp_tables_made:
+        return
+    for statement in _TEMP_TABLES:
+        cursor.execute(statement)
+    transaction.on_commit(lambda: _temp_tables_made.add(conn))
+
+
 def _store_series(
     cursor: psycopg.Cursor[Any],
     table: str,
@@ -188,8 +204,7 @@ def _store_series(
     else:
         cursor.execute("RELEASE SAVEPOINT census_copy")
         return len(rows), False
-    for statement in _TEMP_TABLES:
-        cursor.execute(statement)
+    _temp_tables_ensure(cursor)
     _copy(cursor, temp, columns, types, rows)
     cursor.execute(insert)
     return max(cursor.rowcount, 0), True
@@ -241,7 +256,7 @@ def census_ingest_batch(*, batch: IngestBatch) -> IngestCounts:
             )
             if not staged:
                 # The state upsert reads census_snap_in: one row per unit is enough.
-                raw.execute(_TEMP_TABLES[0])
+                _temp_tables_ensure(raw)
                 _copy(raw, "census_snap_in", _SNAP_COLS, _SNAP_TYPES, newest_per_unit(batch.census))
             raw.execute(_UPSERT_STATE)
         if flow_rows:

@@ -54,3 +54,30 @@ def test_any_other_commit_failure_stops_the_member() -> None:
     consumer, _ = member(KafkaError._MSG_TIMED_OUT)
     with pytest.raises(KafkaException):
         consumer._commit([Message(1)])  # type: ignore[list-item]
+
+
+def test_an_asynchronous_commit_refused_after_a_rebalance_is_only_logged() -> None:
+    consumer, _ = member(KafkaError.REBALANCE_IN_PROGRESS)
+    consumer._on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [])
+    assert consumer._commit_error is None
+
+
+def test_any_other_asynchronous_commit_failure_is_kept_to_stop_the_member() -> None:
+    consumer, _ = member(KafkaError._MSG_TIMED_OUT)
+    consumer._on_commit(KafkaError(KafkaError._MSG_TIMED_OUT), [])
+    assert consumer._commit_error is not None
+    assert consumer._commit_error.args[0].code() == KafkaError._MSG_TIMED_OUT
+
+
+def test_offsets_sent_asynchronously_are_committed_again_and_waited_for_at_the_end() -> None:
+    consumer, refusing = member(KafkaError.ILLEGAL_GENERATION)
+    sent: list[Any] = []
+    refusing.commit = lambda **kwargs: sent.append(kwargs)  # type: ignore[method-assign]
+    consumer._commit([Message(4), Message(9)], asynchronous=True)  # type: ignore[list-item]
+    consumer._commit_sent()
+    assert [(c["asynchronous"], [o.offset for o in c["offsets"]]) for c in sent] == [
+        (True, [10]),
+        (False, [10]),
+    ]
+    consumer._commit_sent()  # nothing new: nothing sent again
+    assert len(sent) == 2
