@@ -189,8 +189,9 @@ def audience_records(
     month = DateGranularity.MONTH
     week = DateGranularity.WEEK
     # isoformat() prefix lengths, looked up once (None: minute, hour and week need more).
-    cut = _ISO_CUT.get(granularity)
-    month_cut = _ISO_CUT[month]
+    cut: int | None = _ISO_CUT.get(granularity)
+    month_cut: int | None = _ISO_CUT[month]
+    c: int | None
     # The same text derived_event_id hashes after the source event id.
     suffix = f"|{audience}|{bases[0]['policy_version'] if bases else None}".encode()
     sha1 = hashlib.sha1
