@@ -533,7 +533,8 @@ class PatientKeyStore:
     def _decrypt(self, surrogate_id: str, key_id: str, ciphertext_b64: str) -> bytes:
         aead = self._decrypting_key(surrogate_id, key_id)
         try:
-            blob = base64.b64decode(ciphertext_b64, validate=True)
+            # What base64.b64decode(..., validate=True) does, without its wrapper's cost.
+            blob = binascii.a2b_base64(ciphertext_b64, strict_mode=True)
         except (binascii.Error, ValueError):
             raise KeyStoreError("ciphertext is not base64") from None
         if len(blob) < 1 + _NONCE + 16 or blob[:1] != _PHI_FORMAT:

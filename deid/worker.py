@@ -49,6 +49,7 @@ from deid import __version__
 from deid.contracts._base import RECORD_TYPES, Record, loads
 from deid.contracts._codec import DecodeError, canonical_json
 from deid.contracts.envelope import seal_envelope
+from deid.contracts.fastdecode import fast_flow_event
 from deid.contracts.raw import PlainFlowEvent, RawCensusSnapshot, RawFlowEvent, RawHeartbeat
 from deid.contracts.regional import HeartbeatRecord
 from deid.contracts.topics import (
@@ -147,6 +148,9 @@ def decode_raw(data: bytes | None) -> Record:
     """Decode one raw-topic message; refuses anything but the three raw record types."""
     if data is None:
         raise DecodeError("empty message")
+    event = fast_flow_event(data)
+    if event is not None:
+        return event
     payload = loads(data)
     if type(payload) is not dict:
         raise DecodeError("record: expected a JSON object")

@@ -181,47 +181,49 @@ def audience_records(
     for every record the worker releases."""
     nulls, bands = _plan(rule)
     null_map = dict.fromkeys(nulls)
-    fields = rule.fields
-    want_occurred = "occurred" in fields
-    want_age = "age_band" in fields
+    want_occurred = "occurred" in rule.fields
+    want_age = "age_band" in rule.fields
     top_band = f"{AGE_TOP_CODE}+"
     granularity = rule.date_granularity
     newborn_coarsens = granularity in (DateGranularity.DAY, DateGranularity.WEEK)
     month = DateGranularity.MONTH
+    week = DateGranularity.WEEK
+    # isoformat() prefix lengths, looked up once (None: minute, hour and week need more).
+    cut: int | None = _ISO_CUT.get(granularity)
+    month_cut: int | None = _ISO_CUT[month]
+    c: int | None
     # The same text derived_event_id hashes after the source event id.
     suffix = f"|{audience}|{bases[0]['policy_version'] if bases else None}".encode()
     sha1 = hashlib.sha1
     variant = _VARIANT
-    week_labels: dict[tuple[DateGranularity, date], str] = {}
+    week_labels: dict[date, str] = {}
     out: list[dict[str, Any]] = []
     append = out.append
     for base, raw, f in zip(bases, events, facts, strict=True):
         record = base.copy()
         if null_map:
             record.update(null_map)
-        generalised: list[str] = []
-        g = granularity
         if newborn_coarsens and f.born_that_day:
             # A newborn's admission day is their date of birth: never release a full date of
             # birth (164.514(b)(2)(i)(C)), so this record keeps only the month.
-            g = month
-            generalised.append("occurred")
+            g, c, generalised = month, month_cut, ["occurred"]
+        else:
+            g, c, generalised = granularity, cut, []
         if want_occurred:
-            cut = _ISO_CUT.get(g)
-            if cut is not None:
-                record["occurred"] = f.iso[:cut]
-            elif g is DateGranularity.WEEK:
-                label = week_labels.get((g, f.event_day))
+            if c is not None:
+                record["occurred"] = f.iso[:c]
+            elif g is week:
+                label = week_labels.get(f.event_day)
                 if label is None:
-                    label = generalise_timestamp(raw.occurred_at, g)
-                    week_labels[(g, f.event_day)] = label
+                    label = week_labels[f.event_day] = generalise_timestamp(raw.occurred_at, g)
                 record["occurred"] = label
             else:
                 record["occurred"] = generalise_timestamp(raw.occurred_at, g)
             record["date_granularity"] = g
-        age = f.age
-        if want_age and age is not None:
-            record["age_band"] = bands.get(age, top_band)
+        if want_age:
+            age = f.age
+            if age is not None:
+                record["age_band"] = bands.get(age, top_band)
         seed = f.id_seed or _NAMESPACE_BYTES + raw.event_id.encode()
         h = sha1(seed + suffix, usedforsecurity=False).hexdigest()
         record["event_id"] = f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant[h[16]]}{h[17:20]}-{h[20:32]}"
