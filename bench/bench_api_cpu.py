@@ -76,6 +76,7 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--prefix", default="LOD")
     ap.add_argument("--tag", default="h6-load")
+    ap.add_argument("--profile", metavar="NAME", help="cProfile this request kind (top 30)")
     args = ap.parse_args()
     hubrun.django_setup()
 
@@ -122,6 +123,14 @@ def main() -> int:
                 t0 = time.process_time()
                 call()
                 spent += time.process_time() - t0
+            if args.profile == name:
+                import cProfile
+                import pstats
+
+                prof = cProfile.Profile(time.process_time)
+                for _ in range(args.n):
+                    prof.runcall(call)
+                pstats.Stats(prof).sort_stats("tottime").print_stats(30)
             ms = spent / args.n * 1000
             weighted += MIX.get(name, 0.0) * ms
             print(f"{name:<22} {ms:9.2f} ms {len(statements):8d}")

@@ -27,6 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The web server as the demo starts it (scripts/demo reads the same figures).
+WEB_WORKERS = 2
+WEB_THREADS = 4
+
 _children: list[subprocess.Popen[bytes]] = []
 _names: dict[int, str] = {}
 
@@ -136,7 +140,9 @@ def wait_http(url: str, timeout: float = 90.0) -> None:
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
-def start_web(port: int, log_dir: Path, workers: int = 2, threads: int = 4) -> None:
+def start_web(
+    port: int, log_dir: Path, workers: int = WEB_WORKERS, threads: int = WEB_THREADS
+) -> None:
     """The hub as scripts/demo runs it: gunicorn hub.wsgi, 2 workers x 4 threads (gthread)."""
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     start(
