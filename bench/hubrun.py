@@ -242,9 +242,11 @@ def region_seed(region_code: str, sites: list[SiteSpec]) -> None:
 def region_retire(sites: list[SiteSpec]) -> None:
     """Deactivate the bench's hospitals, so they do not weigh on other runs' live reads
     (their history stays; the next run of the same bench activates them again)."""
+    from governance import versions
     from hub.registry.models import Hospital
 
     Hospital.objects.filter(site_code__in=[s.code for s in sites]).update(active=False)
+    versions.state_changed("live", "registry", "directives")  # an update() sends no signal
 
 
 def site_credential(site_code: str, name: str, public_key: str) -> str:

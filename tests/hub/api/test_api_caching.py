@@ -215,7 +215,7 @@ def test_history_rows_are_the_serializers_and_audited_by_event_id() -> None:
     assert event.object_ids == [r["event_id"] for r in expected[:4]]
 
 
-def test_warm_requests_cost_the_fingerprint_and_the_audit_insert(
+def test_warm_requests_cost_the_session_and_the_audit_insert_only(
     agent_client: AgentClient,
     django_assert_num_queries: DjangoAssertNumQueries,
     monkeypatch: pytest.MonkeyPatch,
@@ -228,13 +228,13 @@ def test_warm_requests_cost_the_fingerprint_and_the_audit_insert(
     site = agent_client(credential)
     live = f"/api/v1/live/hospitals/{hospital.site_code}/"
     calls: list[tuple[int, Callable[[], object]]] = [
-        # The session row, the state fingerprint, the audit insert.
-        (3, lambda: client.get(live)),
-        (3, lambda: client.get("/api/v1/live/")),
-        (3, lambda: client.get(f"/api/v1/hospitals/?region={hospital.region.code}")),
-        # A bearer credential: no session; the fingerprint and the audit insert.
-        (2, lambda: site.get("/api/v1/site/policy/")),
-        (2, lambda: site.get("/api/v1/site/directives/")),
+        # The session row and the audit insert (the state versions come from Redis).
+        (2, lambda: client.get(live)),
+        (2, lambda: client.get("/api/v1/live/")),
+        (2, lambda: client.get(f"/api/v1/hospitals/?region={hospital.region.code}")),
+        # A bearer credential: no session; the audit insert.
+        (1, lambda: site.get("/api/v1/site/policy/")),
+        (1, lambda: site.get("/api/v1/site/directives/")),
     ]
     for queries, call in calls:
         call()  # warm: user, credential, grants, the answer
@@ -245,5 +245,46 @@ def test_warm_requests_cost_the_fingerprint_and_the_audit_insert(
     site.post("/api/v1/site/heartbeat/", body, format="json")
     # + the agent's UPDATE, in the service's atomic block (a savepoint pair inside the test's
     # transaction; BEGIN/COMMIT, not statements, in production).
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         site.post("/api/v1/site/heartbeat/", body, format="json")
+
+
+def test_writers_bump_the_state_versions_and_a_heartbeat_does_not(
+    agent_client: AgentClient,
+) -> None:
+    hospital, key, credential = enrolled_site()
+    site = agent_client(credential)
+
+    def state() -> dict[str, int | None]:
+        return {k: versions.state_version(k) for k in versions.STATE_KINDS}
+
+    before = state()
+    report_all_units(hospital.site_code, key, at=timezone.now() - timedelta(minutes=1))
+    after_ingest = state()
+    assert after_ingest["live"] != before["live"]  # the ingest's raw upserts bump it
+    assert after_ingest["policy"] == before["policy"]
+    body = {"agent_version": "1", "feeds": [], "policy_version": 1, "outbox_backlog": 0}
+    assert site.post("/api/v1/site/heartbeat/", body, format="json").status_code == 200
+    assert state() == after_ingest  # last heartbeat, version, backlog: not shown live
+    hospital.name = "Renamed"
+    hospital.save()
+    renamed = state()
+    for kind in ("live", "registry", "directives"):
+        assert renamed[kind] != after_ingest[kind]
+
+
+def test_without_redis_nothing_is_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    hospital, key, _ = enrolled_site()
+    report_all_units(hospital.site_code, key, at=timezone.now() - timedelta(minutes=1))
+    client, _ = session_client()
+    url = f"/api/v1/live/hospitals/{hospital.site_code}/"
+    assert client.get(url).status_code == 200
+    monkeypatch.setattr(versions, "_read", lambda: None)
+    built: list[object] = []
+    real = live_cache.answers.get_or_build
+    monkeypatch.setattr(
+        live_cache.answers, "get_or_build", lambda k, b: built.append(k) or real(k, b)
+    )
+    for _ in range(2):
+        assert client.get(url).status_code == 200
+    assert built == []  # built for each request, never stored
