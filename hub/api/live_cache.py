@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import threading
 import time
-from time import monotonic  # not through ``time``: tests pin the clock
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from time import monotonic  # not through ``time``: tests pin the clock
 from typing import Any
 
 from governance import versions
