@@ -158,6 +158,12 @@ def start_web(
             str(threads),
             "--graceful-timeout",
             "20",
+            # Idle keep-alive connections are closed by the client, not the server: with
+            # gunicorn's 2 s default a POST sent on a connection the server is closing at that
+            # moment fails with a reset (a GET is retried by the client), one in a few
+            # thousand requests at low rates.
+            "--keep-alive",
+            "75",
         ],
         log_dir,
     )

@@ -282,9 +282,12 @@ def test_without_redis_nothing_is_shared(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(versions, "_read", lambda: None)
     built: list[object] = []
     real = live_cache.answers.get_or_build
-    monkeypatch.setattr(
-        live_cache.answers, "get_or_build", lambda k, b: built.append(k) or real(k, b)
-    )
+
+    def spy(key: object, build: Callable[[], object]) -> object:
+        built.append(key)
+        return real(key, build)
+
+    monkeypatch.setattr(live_cache.answers, "get_or_build", spy)
     for _ in range(2):
         assert client.get(url).status_code == 200
     assert built == []  # built for each request, never stored
