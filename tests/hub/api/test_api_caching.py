@@ -25,7 +25,11 @@ from governance.models import AuditEvent
 from governance.roles import Role
 from hub.api import live_cache
 from hub.api import serializers as s
-from hub.api.live_output import CENSUS_HISTORY_FIELDS, census_history_rows
+from hub.api.live_output import (
+    CENSUS_HISTORY_FIELDS,
+    census_history_rows,
+    census_history_values,
+)
 from hub.census.models import CensusSnapshot
 from hub.registry import services
 from tests.hub.api.test_live_api import report_all_units
@@ -206,6 +210,15 @@ def test_history_rows_are_the_serializers_and_audited_by_event_id() -> None:
     qs = CensusSnapshot.objects.order_by("-observed_at", "-event_id")
     expected = s.CensusSnapshotOutput(list(qs), many=True).data
     assert census_history_rows(list(qs.values(*CENSUS_HISTORY_FIELDS))) == expected
+    # The same strings when PostgreSQL writes the event ids and times, with and without
+    # microseconds.
+    CensusSnapshot.objects.filter(pk=qs[0].pk).update(
+        produced_at=now.replace(microsecond=0), received_at=now.replace(microsecond=7)
+    )
+    expected = s.CensusSnapshotOutput(list(qs.all()), many=True).data  # not the cached rows
+    fast = list(census_history_values(qs.all()))
+    assert isinstance(fast[0]["produced_at_text"], str)
+    assert census_history_rows(fast) == expected
     client, _ = session_client()
     body = client.get("/api/v1/history/census/", {"limit": 4}).json()
     assert body["results"] == expected[:4]
