@@ -108,7 +108,13 @@ class Endpoint:
 
 
 def attack(
-    binary: Path, targets: Path, rate: float, seconds: int, out: Path, timeout_s: int = 30
+    binary: Path,
+    targets: Path,
+    rate: float,
+    seconds: int,
+    out: Path,
+    timeout_s: int = 30,
+    connections: int = 250,
 ) -> Path:
     """Run one constant-rate attack; the binary results file."""
     results = out.with_suffix(".bin")
@@ -118,6 +124,11 @@ def attack(
         "-rate", f"{rate:g}/1s", "-duration", f"{seconds}s",
         "-timeout", f"{timeout_s}s", "-keepalive=true", "-max-body", "300",
         "-workers", "50", "-output", str(results),
+        # As many connections as locust had users (250, one each): more answers in flight
+        # wait for a free connection, and that wait is in their latency (timed from the
+        # scheduled send). Without a cap an overloaded server is sent thousands of new
+        # connections, which gunicorn's gthread worker handles at a cost of its own.
+        "-connections", str(connections), "-max-connections", str(connections),
     ]  # fmt: skip
     proc = hubrun.start(f"vegeta-{out.name}", cmd, out.parent)
     try:
