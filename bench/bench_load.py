@@ -6,14 +6,15 @@
 
 Goal (issue #5): 500 requests/s for 10 minutes, p99 under 250 ms and no errors.
 
-What runs: the hub as the demo runs it (gunicorn hub.wsgi, 2 workers x 4 threads, real
-PostgreSQL and Redis) on a free port in 18600-18699 (``--ports``), and locust (headless,
-FastHttpUser, ``bench/locust_hub.py``) in its own process. Before that, in this database:
-``--hospitals`` synthetic hospitals (the demo's 6 by default; an ED and six wards each; site codes
-``LOD001``..; deactivated again at the end), ``--hours`` of
-one-minute census snapshots for every unit signed and ingested through the real ingest path
+What runs: the hub as the demo runs it (gunicorn hub.wsgi, real PostgreSQL and Redis) on a
+free port in 18700-18799 (``--ports``), and vegeta v12.13.0 (``bench/vegeta.py``; installed
+on demand into ``.local/go/bin`` with the Go toolchain) as the load generator: native,
+open-model, a constant rate whatever the answers take (no coordinated omission). Before that,
+in this database: ``--hospitals`` synthetic hospitals (the demo's 6 by default; an ED and six
+wards each; site codes ``LOD001``..; deactivated again at the end), ``--hours`` of one-minute
+census snapshots for every unit signed and ingested through the real ingest path
 (``hub.demo.history``), an enrolled site agent per hospital (its bearer credential), and a
-regional operator with a session.
+regional operator with a session (its cookie on every operations request).
 
 The mix (shares of requests): operations center 60 % — the region's hospital list
 (``?region=``) 10 %, one hospital's live state 30 %, the region's live state 10 %, one hour
@@ -22,33 +23,36 @@ site agents 40 % — heartbeat 20 %, current policy 10 %, directives poll 10 %. 
 batch push is left out: it carries signed DE-ID envelopes and is only used while Kafka is
 unreachable.
 
-Pacing: every simulated user keeps a constant rate (2 requests/s by default, so 250 users
-for 500/s): the offered load does not fall when answers slow down, until an answer takes
-longer than a user's interval (then the achieved rate printed drops below the target, which
-is reported, not hidden).
+Pacing: vegeta sends ``--rps`` requests a second at evenly spaced moments for the whole run
+(a 10 s warm-up at a fifth of the rate comes first, not measured); a request is timed from
+its scheduled send, and one that gets no answer within 30 s counts as an error. The achieved
+rate printed counts the 2xx answers.
 
-Baseline (same run, same pacing and users): ``GET /healthz`` — the same server, middleware
+Server CPU per request (``bench/servercpu.py``): the gunicorn process group, the PostgreSQL
+backends of this database and the Redis server, from /proc and Redis ``INFO cpu``.
+
+Baseline (same run, same rate, before the mix): ``GET /healthz`` — the same server, middleware
 and network path with no view work; the ratio says what the API itself costs.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import hubrun
+from bench import hubrun, servercpu, vegeta
 
-PORTS = (18600, 18699)
+PORTS = (18700, 18799)
 GOAL_P99_MS = 250.0
 
 
@@ -99,46 +103,82 @@ def seed(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def locust(
-    host: str, fixture: Path, mix: str, rps: float, user_rps: float, seconds: int, out: Path
-) -> dict[str, dict[str, str]]:
-    """One headless locust run; its stats CSV rows by name."""
-    users = max(1, round(rps / user_rps))
-    prefix = out / mix
-    env = hubrun.child_env(
-        LOAD_BENCH_FIXTURE=str(fixture), LOAD_BENCH_MIX=mix, LOAD_BENCH_USER_RPS=str(user_rps)
-    )
-    cmd = [
-        str(Path(sys.executable).with_name("locust")),
-        "-f", str(hubrun.ROOT / "bench" / "locust_hub.py"),
-        "--headless", "--host", host,
-        "--users", str(users), "--spawn-rate", str(max(1, users // 5)),
-        "--run-time", f"{seconds}s", "--stop-timeout", "10",
-        "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
+def targets(host: str, fx: dict[str, Any], mix: str) -> list[vegeta.Target]:
+    """The mix (or the baseline) as vegeta targets: each operations request with the operator's
+    session cookie, each site request with its agent's bearer credential."""
+    if mix == "baseline":
+        return [vegeta.Target("healthz", "GET", f"{host}/healthz")]
+    ops = {"Cookie": [f"sessionid={fx['session']}"], "Accept": ["application/json"]}
+    sites: list[str] = fx["sites"]
+    api = f"{host}/api/v1"
+
+    def site(name: str, method: str, path: str, body: bytes = b"") -> list[vegeta.Target]:
+        out = []
+        for credential in fx["credentials"].values():
+            headers = {"Authorization": [f"Bearer {credential}"], "Accept": ["application/json"]}
+            if body:
+                headers["Content-Type"] = ["application/json"]
+            out.append(vegeta.Target(name, method, f"{api}{path}", headers, body))
+        return out
+
+    def history(code: str, hour: int) -> vegeta.Target:
+        since = fx["history_start"] + hour * 3600
+        query = urlencode(
+            {"site_code": code, "since": _iso(since), "until": _iso(since + 3600), "limit": 100}
+        )
+        return vegeta.Target("history census (1 h)", "GET", f"{api}/history/census/?{query}", ops)
+
+    beat = json.dumps(
+        {"agent_version": "bench-load", "feeds": [], "policy_version": 1, "outbox_backlog": 0}
+    ).encode()
+    region = urlencode({"region": fx["region"]})
+    shares: list[tuple[float, list[vegeta.Target]]] = [
+        (0.10, [vegeta.Target("hospitals", "GET", f"{api}/hospitals/?{region}", ops)]),
+        (0.30, [vegeta.Target("live hospital", "GET", f"{api}/live/hospitals/{c}/", ops)
+                for c in sites]),
+        (0.10, [vegeta.Target("live region", "GET", f"{api}/live/", ops)]),
+        (0.10, [history(c, h) for c in sites for h in range(fx["history_hours"])]),
+        (0.20, site("site heartbeat", "POST", "/site/heartbeat/", beat)),
+        (0.10, site("site policy", "GET", "/site/policy/")),
+        (0.10, site("site directives", "GET", "/site/directives/")),
     ]  # fmt: skip
-    proc = hubrun.start(f"locust-{mix}", cmd, out, env)
-    try:
-        proc.wait(seconds + 120)
-    except subprocess.TimeoutExpired:
-        raise SystemExit(f"locust ({mix}) did not finish; see {out}") from None
-    rows: dict[str, dict[str, str]] = {}
-    stats = Path(f"{prefix}_stats.csv")
-    if not stats.exists():
-        raise SystemExit(f"locust ({mix}) wrote no statistics; see {out}/locust-{mix}.log")
-    with stats.open() as fh:
-        for row in csv.DictReader(fh):
-            rows[row["Name"]] = row
-    return rows
+    return vegeta.mixed(shares, 2000)
 
 
-def line(name: str, row: dict[str, str], seconds: float) -> str:
-    count = int(row["Request Count"])
-    fails = int(row["Failure Count"])
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def line(name: str, ep: vegeta.Endpoint, seconds: float) -> str:
+    lat = sorted(ep.latencies_ms)
+    ok = len(lat) - ep.failed
+
+    def p(q: float) -> str:
+        return f"{hubrun.percentile(lat, q):6.0f}"
+
     return (
-        f"{name:<26} {count / seconds:7.1f} req/s  p50 {row['50%']:>5} ms  p95 {row['95%']:>5} ms"
-        f"  p99 {row['99%']:>5} ms  max {float(row['Max Response Time']):7.0f} ms  "
-        f"errors {fails}"
+        f"{name:<26} {ok / seconds:6.1f} req/s  p50 {p(50)} ms  p95 {p(95)} ms  "
+        f"p99 {p(99)} ms  max {p(100)} ms  errors {ep.failed}"
     )
+
+
+def run(
+    binary: Path,
+    host: str,
+    fx: dict[str, Any],
+    mix: str,
+    rate: float,
+    seconds: int,
+    tmp: Path,
+    meter: servercpu.Meter,
+) -> tuple[dict[str, vegeta.Endpoint], float]:
+    """One constant-rate run; its results per endpoint and the server CPU it cost."""
+    names = vegeta.write_targets(tmp / f"{mix}.targets", targets(host, fx, mix))
+    meter.start()
+    results = vegeta.attack(binary, tmp / f"{mix}.targets", rate, seconds, tmp / mix)
+    meter.stop()
+    by, _ = vegeta.read(binary, results, names)
+    return by, meter.total
 
 
 def main() -> int:
@@ -147,72 +187,93 @@ def main() -> int:
     )
     ap.add_argument("--duration", type=int, default=600, help="seconds of the mixed run")
     ap.add_argument("--baseline-duration", type=int, help="default: min(duration, 60) s")
-    ap.add_argument("--rps", type=float, default=500.0)
-    ap.add_argument("--user-rps", type=float, default=2.0, help="requests/s of one user")
+    ap.add_argument("--rps", type=float, default=500.0, help="offered requests/s")
     ap.add_argument("--hospitals", type=int, default=6, help="the demo's 6 by default")
     ap.add_argument("--hours", type=float, default=24.0, help="census history to seed")
     ap.add_argument("--prefix", default="LOD")
     ap.add_argument("--tag", default="h6-load")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=hubrun.WEB_WORKERS)
+    ap.add_argument("--threads", type=int, default=hubrun.WEB_THREADS)
+    ap.add_argument("--no-baseline", action="store_true", help="skip the /healthz run")
     ap.add_argument(
         "--ports", default=f"{PORTS[0]}-{PORTS[1]}", help="TCP port range the hub may use"
     )
     args = ap.parse_args()
-    base_seconds = args.baseline_duration or min(args.duration, 60)
+    base_seconds = 0 if args.no_baseline else args.baseline_duration or min(args.duration, 60)
 
     hubrun.install_cleanup()
     hubrun.django_setup()
+    binary = vegeta.ensure()
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
     print(
-        f"{args.rps:.0f} requests/s for {args.duration} s ({args.rps / args.user_rps:.0f} users "
-        f"x {args.user_rps:g}/s); baseline {base_seconds} s; {args.hospitals} hospitals; "
-        f"{os.cpu_count()} CPUs; files in {tmp}"
+        f"{args.rps:.0f} requests/s offered for {args.duration} s (vegeta {vegeta.VERSION}, "
+        f"constant rate); baseline {base_seconds} s; {args.hospitals} hospitals; web "
+        f"{args.workers} workers x {args.threads} threads; {os.cpu_count()} CPUs; files in {tmp}"
     )
+    from django.conf import settings
+    from django.db import connection
+
+    database = str(settings.DATABASES["default"]["NAME"])
     try:
-        fixture = tmp / "fixture.json"
-        fixture.write_text(json.dumps(seed(args)))
+        fx = seed(args)
+        connection.close()  # the bench's own backend stays out of the server's CPU
         low, _, high = args.ports.partition("-")
         port = hubrun.free_port(int(low), int(high or low))
         hubrun.start_web(port, tmp, workers=args.workers, threads=args.threads)
         host = f"http://127.0.0.1:{port}"
         web = next(pid for pid, name in hubrun.children().items() if name == "web")
-
-        def timed(mix: str, seconds: int) -> tuple[dict[str, dict[str, str]], float, float]:
-            cpu0, t0 = hubrun.group_cpu_seconds(web), time.monotonic()
-            rows = locust(host, fixture, mix, args.rps, args.user_rps, seconds, tmp)
-            return rows, hubrun.group_cpu_seconds(web) - cpu0, time.monotonic() - t0
-
-        base, base_cpu, _ = timed("baseline", base_seconds)
-        rows, cpu, _ = timed("mix", args.duration)
+        meter = servercpu.Meter(web, database)
+        load0 = os.getloadavg()[0]
+        # Warm-up, not measured: every web process imports its views, opens its database
+        # connections and builds its memos at a fifth of the rate (locust ramped its users up).
+        vegeta.write_targets(tmp / "warmup.targets", targets(host, fx, "mix"))
+        vegeta.attack(binary, tmp / "warmup.targets", args.rps / 5, 10, tmp / "warmup")
+        base: dict[str, vegeta.Endpoint] = {}
+        base_cpu = 0.0
+        if base_seconds:
+            base, base_cpu = run(binary, host, fx, "baseline", args.rps, base_seconds, tmp, meter)
+        rows, cpu = run(binary, host, fx, "mix", args.rps, args.duration, tmp, meter)
+        parts = (meter.web, meter.pg, meter.redis)
+        load1 = os.getloadavg()[0]
     finally:
         hubrun.stop_all()
         hubrun.region_retire(hubrun.sites_plan(args.prefix, args.hospitals, 6, 40))
-    agg_base = base["Aggregated"]
-    agg = rows["Aggregated"]
-    print(line("baseline: GET /healthz", agg_base, base_seconds))
-    for name, row in sorted(rows.items()):
-        if name != "Aggregated":
-            print(line(f"  {name}", row, args.duration))
+    agg = vegeta.total(rows)
+    if base:
+        agg_base = vegeta.total(base)
+        print(line("baseline: GET /healthz", agg_base, base_seconds))
+    for name, ep in sorted(rows.items()):
+        print(line(f"  {name}", ep, args.duration))
     print(line("mixed API traffic", agg, args.duration))
-    n_base, n = int(agg_base["Request Count"]), int(agg["Request Count"])
-    p99 = float(agg["99%"])
-    print(
-        f"{'ratio p99 mix/baseline':<26} {p99 / max(float(agg_base['99%']), 1):7.1f}   "
-        f"server CPU per request: {cpu / max(n, 1) * 1000:.2f} ms (baseline "
-        f"{base_cpu / max(n_base, 1) * 1000:.2f} ms)"
+    n = len(agg.latencies_ms)
+    cpu_ms = cpu / max(n, 1) * 1000
+    base_text = (
+        f" (baseline {base_cpu / max(len(vegeta.total(base).latencies_ms), 1) * 1000:.2f} ms)"
+        if base
+        else ""
     )
-    errors = int(agg["Failure Count"])
-    achieved = n / args.duration
+    web_ms, pg_ms, redis_ms = (x / max(n, 1) * 1e3 for x in parts)
+    print(
+        f"{'server CPU per request':<26} {cpu_ms:.2f} ms{base_text}: web {web_ms:.2f}"
+        f" + PostgreSQL {pg_ms:.2f} + Redis {redis_ms:.2f} ms;"
+        f" {cpu / args.duration:.2f} cores at this rate; load average {load0:.1f} -> {load1:.1f}"
+    )
+    errors = agg.failed
+    if errors:
+        print(f"{'errors by status':<26} " + ", ".join(
+            f"{code or 'no answer'}: {k}" for code, k in sorted(agg.statuses.items())
+            if not code.startswith("2")
+        ))  # fmt: skip
+        for text, k in sorted(agg.errors.items(), key=lambda kv: -kv[1])[:10]:
+            print(f"  {k:6d} x {text}")
+    achieved = (n - errors) / args.duration
+    p99 = hubrun.percentile(sorted(agg.latencies_ms), 99)
     met = p99 < GOAL_P99_MS and errors == 0 and achieved >= args.rps * 0.98
     print(
         f"{'goal':<26} {args.rps:.0f} req/s, p99 < {GOAL_P99_MS:.0f} ms, no errors: "
         + ("met" if met else f"NOT met (achieved {achieved:.0f} req/s, p99 {p99:.0f} ms, "
            f"{errors} errors)")
     )  # fmt: skip
-    failures = Path(f"{tmp}/mix_failures.csv")
-    if errors and failures.exists():
-        print(failures.read_text()[:2000])
     return 0
 
 

@@ -27,6 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The web server as the demo starts it (scripts/demo reads the same figures).
+WEB_WORKERS = 2
+WEB_THREADS = 4
+
 _children: list[subprocess.Popen[bytes]] = []
 _names: dict[int, str] = {}
 
@@ -136,7 +140,9 @@ def wait_http(url: str, timeout: float = 90.0) -> None:
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
-def start_web(port: int, log_dir: Path, workers: int = 2, threads: int = 4) -> None:
+def start_web(
+    port: int, log_dir: Path, workers: int = WEB_WORKERS, threads: int = WEB_THREADS
+) -> None:
     """The hub as scripts/demo runs it: gunicorn hub.wsgi, 2 workers x 4 threads (gthread)."""
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     start(
@@ -152,6 +158,12 @@ def start_web(port: int, log_dir: Path, workers: int = 2, threads: int = 4) -> N
             str(threads),
             "--graceful-timeout",
             "20",
+            # Idle keep-alive connections are closed by the client, not the server: with
+            # gunicorn's 2 s default a POST sent on a connection the server is closing at that
+            # moment fails with a reset (a GET is retried by the client), one in a few
+            # thousand requests at low rates.
+            "--keep-alive",
+            "75",
         ],
         log_dir,
     )
@@ -236,9 +248,11 @@ def region_seed(region_code: str, sites: list[SiteSpec]) -> None:
 def region_retire(sites: list[SiteSpec]) -> None:
     """Deactivate the bench's hospitals, so they do not weigh on other runs' live reads
     (their history stays; the next run of the same bench activates them again)."""
+    from governance import versions
     from hub.registry.models import Hospital
 
     Hospital.objects.filter(site_code__in=[s.code for s in sites]).update(active=False)
+    versions.state_changed("live", "registry", "directives")  # an update() sends no signal
 
 
 def site_credential(site_code: str, name: str, public_key: str) -> str:

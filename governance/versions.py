@@ -1,4 +1,5 @@
-"""The grants version: one shared counter (Redis) that every change to who may do what bumps.
+"""The grants version: one shared counter (Redis) that every change to who may do what bumps;
+and the state versions, counters that every writer of the live tables bumps (below).
 
 Per-request look-ups that used to cost a query or three — the session's user, a site agent's
 credential, a user's roles, grants and scopes — are memoised in each web process under the
@@ -60,31 +61,50 @@ def _redis() -> Any:
     return _client
 
 
-def _read() -> int | None:
+def _state_key(kind: str) -> str:
+    name = settings.DATABASES["default"].get("NAME") or "default"
+    return f"twinhub:{name}:state:{kind}"
+
+
+def _read() -> tuple[int, ...] | None:
+    """The grants version and the state versions (``STATE_KINDS`` order): one ``MGET``."""
     try:
-        value = _redis().get(_key())
+        values = _redis().mget([_key(), *(_state_key(k) for k in STATE_KINDS)])
     except Exception:
-        logger.warning("grants version unreadable (Redis): not memoising", exc_info=True)
+        logger.warning("grants/state versions unreadable (Redis): not memoising", exc_info=True)
         return None
-    return int(value or 0)
+    return tuple(int(v or 0) for v in values)
 
 
-def grants_version() -> int | None:
-    """The version in force for this request (read once per request), or None when Redis is
-    unreachable (then nothing may be memoised)."""
+def _versions() -> tuple[int, ...] | None:
     if getattr(_local, "in_request", False):
         if not hasattr(_local, "version"):
             _local.version = _read()
-        cached: int | None = _local.version
+        cached: tuple[int, ...] | None = _local.version
         return cached
     return _read()
 
 
-def _incr() -> None:
+def grants_version() -> int | None:
+    """The version in force for this request (read once per request, with the state
+    versions), or None when Redis is unreachable (then nothing may be memoised)."""
+    versions = _versions()
+    return None if versions is None else versions[0]
+
+
+def _incr(*keys: str) -> None:
     try:
-        _redis().incr(_key())
+        if len(keys) == 1:
+            _redis().incr(keys[0])
+        else:
+            pipe = _redis().pipeline(transaction=False)
+            for key in keys:
+                pipe.incr(key)
+            pipe.execute()
     except Exception:
-        logger.error("grants version NOT bumped (Redis): memos expire within %ss", MAX_AGE_SECONDS)
+        logger.error(
+            "version NOT bumped (Redis): %s; memos expire within %ss", keys, MAX_AGE_SECONDS
+        )
     _clear_request_version()
 
 
@@ -92,12 +112,12 @@ def bump_grants() -> None:
     """Invalidate every process's memo of roles, grants, users and credentials: now and when
     the current transaction commits. Until it commits, what this thread memoises is its own
     (the transaction might still roll back)."""
-    _incr()
+    _incr(_key())
     _local_generation_bump()
 
     def committed() -> None:
         _local.pending = None
-        _incr()
+        _incr(_key())
 
     _local.pending = committed
     _local.token = next(_tokens)
@@ -164,6 +184,58 @@ def current_stamp() -> tuple[int, int, int] | None:
     if version is None:
         return None
     return version, _generation, token
+
+
+# --- state versions: what the shared live answers are built from ------------------------------
+#
+# One counter per kind of shared answer (hub/api/live_cache.py), bumped by every writer of the
+# tables that answer reads: ``live`` (unit and feed states, directives, hospitals, units,
+# regions, site agents' key names), ``registry`` (hospitals, units, regions), ``directives``
+# (directives, hospitals), ``policy`` (sharing policies). Model saves and deletes bump through
+# signals (hub/api/state_signals.py); writers that bypass the ORM (the ingest's COPY and
+# upserts) call ``state_changed`` themselves. As with the grants version, the bump is made at
+# the write and again when its transaction commits; an answer built under this thread's
+# uncommitted change is keyed by ``state_token()`` and never shared.
+
+STATE_KINDS = ("live", "registry", "directives", "policy")
+
+
+def state_version(kind: str) -> int | None:
+    """The version of ``kind`` for this request (the same ``MGET`` as the grants version), or
+    None when Redis is unreachable (then no answer may be shared)."""
+    versions = _versions()
+    return None if versions is None else versions[1 + STATE_KINDS.index(kind)]
+
+
+def state_changed(*kinds: str) -> None:
+    """Invalidate every process's shared answers of ``kinds``: now and when the current
+    transaction commits (call it inside the writing transaction)."""
+    keys = [_state_key(k) for k in kinds]
+    _incr(*keys)
+
+    def committed() -> None:
+        _local.state_pending = None
+        _incr(*keys)
+
+    _local.state_pending = committed
+    _local.state_token = next(_tokens)
+    transaction.on_commit(committed)
+
+
+def state_token() -> int:
+    """0, or a token of this thread's uncommitted state change (an answer built under it may
+    show rows no one else can see yet: it is keyed by the token, never shared)."""
+    pending = getattr(_local, "state_pending", None)
+    if pending is None:
+        return 0
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and any(
+        entry[1] is pending for entry in connection.run_on_commit
+    ):
+        token: int = _local.state_token
+        return token
+    _local.state_pending = None
+    return 0
 
 
 class VersionedMemo:

@@ -20,3 +20,7 @@ class ApiConfig(AppConfig):
 
         post_save.connect(site_agent_changed, sender=SiteAgent, dispatch_uid="api-agent-save")
         post_delete.connect(site_agent_changed, sender=SiteAgent, dispatch_uid="api-agent-del")
+
+        from hub.api import state_signals
+
+        state_signals.connect()

@@ -16,8 +16,10 @@ router.register("directives", views.DirectiveViewSet)
 SITE = r"<str:site_code>"
 
 app_name = "api"
+# The router's directory routes last: a request that falls through an ``include`` costs a
+# Resolver404 and its list of tried patterns, and the live, history and site routes carry
+# most of the traffic. No route of the router shares a prefix with the ones above it.
 urlpatterns = [
-    path("", include(router.urls)),
     path("live/", views.LiveRegionView.as_view(), name="live-region"),
     path("live/summary/", views.LiveSummaryView.as_view(), name="live-summary"),
     path(f"live/hospitals/{SITE}/", views.LiveHospitalView.as_view(), name="live-hospital"),
@@ -46,4 +48,5 @@ urlpatterns = [
         name="site-directive-ack",
     ),
     path("site/batches/", views.SiteBatchView.as_view(), name="site-batches"),
+    path("", include(router.urls)),
 ]

@@ -31,8 +31,8 @@ from hub.api.authentication import SiteAgentAuthentication
 from hub.api.governed import MANAGE_REGISTRY, SITE_ENROL
 from hub.api.live_cache import live_answer, registry_answer
 from hub.api.live_output import (
-    CENSUS_HISTORY_FIELDS,
     census_history_rows,
+    census_history_values,
     hospital_live_data,
     region_live_data,
 )
@@ -387,12 +387,12 @@ class CensusHistoryView(GovernedViewSetMixin, ListAPIView[CensusSnapshot]):
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # Plain rows, not model instances through DRF's fields: the same JSON
         # (tests/hub/api/test_live_output.py), a fraction of the CPU.
-        rows = self.get_queryset().values(*CENSUS_HISTORY_FIELDS)
+        rows = census_history_values(self.get_queryset())
         page = self.paginate_queryset(rows)
         assert page is not None  # noqa: S101 - pagination_class is set
         context = getattr(request._request, "audit_context", None)
         if context is not None:
-            context["object_ids"] = [str(r["event_id"]) for r in page]
+            context["object_ids"] = [str(r.get("event_id_text") or r["event_id"]) for r in page]
             context["hospital_ids"] = sorted({r["hospital_id"] for r in page})
             context["row_count"] = len(page)
         return self.get_paginated_response(census_history_rows(page))

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.string import BytesBinaryDumper
 
-from governance import erasure
+from governance import erasure, versions
 from hub.census.ingest import CENSUS_COLUMNS, COUNT_FIELDS, FLOW_COLUMNS, IngestBatch
 
 # Temporary tables live per connection; ON COMMIT DELETE ROWS empties them at every commit,
@@ -241,6 +241,7 @@ def census_ingest_batch(*, batch: IngestBatch) -> IngestCounts:
     batch, only when newer than the stored one.
     """
     census_inserted = flow_inserted = 0
+    versions.state_changed("live")  # shared live answers (hub/api/live_cache.py): now and at commit
     flow_rows, erased = _drop_erased(batch.flow)
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor, for COPY

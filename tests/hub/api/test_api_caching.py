@@ -25,7 +25,11 @@ from governance.models import AuditEvent
 from governance.roles import Role
 from hub.api import live_cache
 from hub.api import serializers as s
-from hub.api.live_output import CENSUS_HISTORY_FIELDS, census_history_rows
+from hub.api.live_output import (
+    CENSUS_HISTORY_FIELDS,
+    census_history_rows,
+    census_history_values,
+)
 from hub.census.models import CensusSnapshot
 from hub.registry import services
 from tests.hub.api.test_live_api import report_all_units
@@ -206,6 +210,15 @@ def test_history_rows_are_the_serializers_and_audited_by_event_id() -> None:
     qs = CensusSnapshot.objects.order_by("-observed_at", "-event_id")
     expected = s.CensusSnapshotOutput(list(qs), many=True).data
     assert census_history_rows(list(qs.values(*CENSUS_HISTORY_FIELDS))) == expected
+    # The same strings when PostgreSQL writes the event ids and times, with and without
+    # microseconds.
+    CensusSnapshot.objects.filter(pk=qs[0].pk).update(
+        produced_at=now.replace(microsecond=0), received_at=now.replace(microsecond=7)
+    )
+    expected = s.CensusSnapshotOutput(list(qs.all()), many=True).data  # not the cached rows
+    fast = list(census_history_values(qs.all()))
+    assert isinstance(fast[0]["produced_at_text"], str)
+    assert census_history_rows(fast) == expected
     client, _ = session_client()
     body = client.get("/api/v1/history/census/", {"limit": 4}).json()
     assert body["results"] == expected[:4]
@@ -215,7 +228,7 @@ def test_history_rows_are_the_serializers_and_audited_by_event_id() -> None:
     assert event.object_ids == [r["event_id"] for r in expected[:4]]
 
 
-def test_warm_requests_cost_the_fingerprint_and_the_audit_insert(
+def test_warm_requests_cost_the_session_and_the_audit_insert_only(
     agent_client: AgentClient,
     django_assert_num_queries: DjangoAssertNumQueries,
     monkeypatch: pytest.MonkeyPatch,
@@ -228,13 +241,13 @@ def test_warm_requests_cost_the_fingerprint_and_the_audit_insert(
     site = agent_client(credential)
     live = f"/api/v1/live/hospitals/{hospital.site_code}/"
     calls: list[tuple[int, Callable[[], object]]] = [
-        # The session row, the state fingerprint, the audit insert.
-        (3, lambda: client.get(live)),
-        (3, lambda: client.get("/api/v1/live/")),
-        (3, lambda: client.get(f"/api/v1/hospitals/?region={hospital.region.code}")),
-        # A bearer credential: no session; the fingerprint and the audit insert.
-        (2, lambda: site.get("/api/v1/site/policy/")),
-        (2, lambda: site.get("/api/v1/site/directives/")),
+        # The session row and the audit insert (the state versions come from Redis).
+        (2, lambda: client.get(live)),
+        (2, lambda: client.get("/api/v1/live/")),
+        (2, lambda: client.get(f"/api/v1/hospitals/?region={hospital.region.code}")),
+        # A bearer credential: no session; the audit insert.
+        (1, lambda: site.get("/api/v1/site/policy/")),
+        (1, lambda: site.get("/api/v1/site/directives/")),
     ]
     for queries, call in calls:
         call()  # warm: user, credential, grants, the answer
@@ -245,5 +258,49 @@ def test_warm_requests_cost_the_fingerprint_and_the_audit_insert(
     site.post("/api/v1/site/heartbeat/", body, format="json")
     # + the agent's UPDATE, in the service's atomic block (a savepoint pair inside the test's
     # transaction; BEGIN/COMMIT, not statements, in production).
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         site.post("/api/v1/site/heartbeat/", body, format="json")
+
+
+def test_writers_bump_the_state_versions_and_a_heartbeat_does_not(
+    agent_client: AgentClient,
+) -> None:
+    hospital, key, credential = enrolled_site()
+    site = agent_client(credential)
+
+    def state() -> dict[str, int | None]:
+        return {k: versions.state_version(k) for k in versions.STATE_KINDS}
+
+    before = state()
+    report_all_units(hospital.site_code, key, at=timezone.now() - timedelta(minutes=1))
+    after_ingest = state()
+    assert after_ingest["live"] != before["live"]  # the ingest's raw upserts bump it
+    assert after_ingest["policy"] == before["policy"]
+    body = {"agent_version": "1", "feeds": [], "policy_version": 1, "outbox_backlog": 0}
+    assert site.post("/api/v1/site/heartbeat/", body, format="json").status_code == 200
+    assert state() == after_ingest  # last heartbeat, version, backlog: not shown live
+    hospital.name = "Renamed"
+    hospital.save()
+    renamed = state()
+    for kind in ("live", "registry", "directives"):
+        assert renamed[kind] != after_ingest[kind]
+
+
+def test_without_redis_nothing_is_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    hospital, key, _ = enrolled_site()
+    report_all_units(hospital.site_code, key, at=timezone.now() - timedelta(minutes=1))
+    client, _ = session_client()
+    url = f"/api/v1/live/hospitals/{hospital.site_code}/"
+    assert client.get(url).status_code == 200
+    monkeypatch.setattr(versions, "_read", lambda: None)
+    built: list[object] = []
+    real = live_cache.answers.get_or_build
+
+    def spy(key: object, build: Callable[[], object]) -> object:
+        built.append(key)
+        return real(key, build)
+
+    monkeypatch.setattr(live_cache.answers, "get_or_build", spy)
+    for _ in range(2):
+        assert client.get(url).status_code == 200
+    assert built == []  # built for each request, never stored
