@@ -633,6 +633,7 @@ def profile(stages: Stages, region: Any, now: datetime) -> None:
     with cProfile.Profile() as prof:
         evaluate(stages, region, now)
     pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    pstats.Stats(prof).sort_stats("cumulative").print_stats("coordination", 40)
 
 
 def _fields(s: Any) -> dict[str, Any]:

@@ -9,13 +9,13 @@ the rules leave a missing figure out rather than guess it.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Max
 
 from deid.contracts.vocabulary import UnitType
 from hub.census import conf
@@ -433,12 +433,25 @@ def travel_times(region: Region) -> TravelTimes:
     return out
 
 
+_UNVERSIONED = itertools.count()
+
+_TRAVEL_VERSION_SQL = """
+SELECT version, current_setting('coordination.travel_touched', true)
+FROM coordination_travel_version WHERE id = 1
+"""
+
+
 def travel_version(region: Region) -> tuple[int, str]:
-    """Changes whenever a travel time of the region is added, changed or removed."""
-    agg = TravelTime.objects.filter(origin__region=region).aggregate(
-        n=Count("pk"), last=Max("updated_at")
-    )
-    return int(agg["n"] or 0), str(agg["last"])
+    """Changes whenever a travel time is added, changed or removed (any region's: they
+    change rarely). One row read: the counter that triggers on the travel-time table bump at
+    each changing commit, with the count of this transaction's own uncommitted changing
+    statements (migration ``0003_travel_version``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_TRAVEL_VERSION_SQL)
+        row = cursor.fetchone()
+    if row is None:  # no counter: a version never seen before, so always read afresh
+        return -1, str(next(_UNVERSIONED))
+    return int(row[0]), str(row[1] or "")
 
 
 def priors(
