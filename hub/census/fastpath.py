@@ -1,26 +1,35 @@
 """The ingestion fast path: verified JSON records straight to rows, without dataclasses.
 
-``envelope_into_batch`` tries this first. It verifies the envelope with
-``deid.contracts.open_envelope_raw`` (signature, each record's hash, site and policy version)
-and then validates each census or flow record from its JSON object, field by field: every
-check the contract's decoder makes (required fields, types, vocabularies, the site code and
-event id formats, ISO timestamps with an offset) and every check of the reference path in
-``ingest.py`` (registered unit, count ranges, timestamps not in the future, versions in
-range). The rows it builds are the reference path's rows, value for value.
+``envelope_into_batch`` tries this first. It verifies the envelope's signature with
+``deid.contracts.envelope.open_envelope_signed`` (msgspec decodes the header and leaves each
+record as its JSON text), then msgspec decodes each census or flow record straight into a
+typed struct (``_Census``, ``_Flow``: the types, the count ranges, record_type and version
+checked in C), the record's hash is checked over the struct's encoding, which is its
+canonical JSON, and the rest is checked field by field: every check the contract's decoder
+makes (required fields, types, vocabularies, the site code and event id formats, ISO
+timestamps with an offset) and every check of the reference path in ``ingest.py``
+(registered unit, count ranges, timestamps not in the future, versions in range). The rows
+it builds are the reference path's rows, value for value.
 
-It handles only the clean case. Anything else, a refused envelope, a record that fails any
-check, a heartbeat, a nested forecast that does not decode, debug tracing, returns ``None``
-and the caller runs the reference path (``open_envelope`` and the dataclass records) on the
-whole envelope, which gives the exact rejection reasons for the dead-letter topic. So both
-paths accept exactly the same records; ``tests/hub/census/test_fastpath.py`` holds them to it.
-Decoding each record into a dataclass cost ~20 µs; this costs a few.
+A record msgspec does not take cleanly is parsed to a dict (orjson) and checked as before
+(``_census_row``/``_flow_row``), and an envelope with an escape anywhere in its JSON is
+parsed wholly that way (``open_envelope_raw``). It handles only the clean case. Anything
+else, a refused envelope, a record that fails any check, a heartbeat, a nested forecast that
+does not decode, debug tracing, returns ``None`` and the caller runs the reference path
+(``open_envelope`` and the dataclass records) on the whole envelope, which gives the exact
+rejection reasons for the dead-letter topic. So both paths accept exactly the same records;
+``tests/hub/census/test_fastpath.py`` holds them to it. Decoding each record into a
+dataclass cost ~20 µs; the dict checks cost a few; the typed decoding less again.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from operator import itemgetter
-from typing import Any
+from hashlib import sha256
+from operator import attrgetter, itemgetter
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from deid.contracts import (
     ArrivalMode,
@@ -38,7 +47,7 @@ from deid.contracts import (
 )
 from deid.contracts._base import _UUID_RE
 from deid.contracts._codec import json_loads
-from deid.contracts.envelope import open_envelope_raw
+from deid.contracts.envelope import _canonical_bytes, open_envelope_raw, open_envelope_signed
 from deid.contracts.topics import SITE_CODE_RE
 from hub.census.ingest import (
     _MAX_COUNT,
@@ -117,6 +126,7 @@ FLOW_FIELDS = frozenset(
 
 _counts = itemgetter(*COUNT_FIELDS)
 _fromiso = datetime.fromisoformat
+_parse_generalised = parse_generalised
 _fromhex = bytes.fromhex  # ingest.uuid_bytes, inlined: once per record
 
 
@@ -408,6 +418,259 @@ class _Context:
         self.via = via
 
 
+# -- Typed records: msgspec decodes each record straight into these, in C -------------------
+#
+# Their fields are the contracts' fields in sorted order, every one required, no unknown ones,
+# so msgspec's encoding of a decoded record is its canonical JSON (keys sorted, no spaces,
+# the same number and string forms as ``canonical_json``), and the record's hash is checked
+# over that: the very check ``open_envelope`` makes (SHA-256 of the canonical JSON of the
+# record as parsed), without building a dict. A record these do not take cleanly (a missing
+# or unknown field, a wrong type, a count out of range, a forecast whose JSON is not
+# canonical, a hash that does not match) goes to the dict checks above, record by record, and
+# anything those do not accept sends the whole envelope to the reference path, which decides
+# and words the refusal. msgspec's own error messages are never shown.
+
+_Count = Annotated[int, msgspec.Meta(ge=0, le=_MAX_COUNT)] | None
+
+
+class _Census(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    as_of: str | None
+    audience: str
+    available_beds: _Count
+    blocked_beds: _Count
+    boarding_p50_minutes: _Count
+    boarding_p90_minutes: _Count
+    ed_boarding: _Count
+    ed_in_treatment: _Count
+    ed_waiting: _Count
+    event_id: str
+    forecast: msgspec.Raw  # floats: checked with the reference codec (_typed_forecast)
+    last_message_at: str | None
+    licensed_beds: _Count
+    longest_boarding_minutes: _Count
+    occupied_beds: _Count
+    offload_count: _Count
+    offload_p50_minutes: _Count
+    offload_p90_minutes: _Count
+    pending_admissions: _Count
+    pending_discharges: _Count
+    policy_version: int
+    produced_at: str
+    record_type: Literal["regional.census"]
+    schema_version: Literal[1]
+    site_code: str
+    source: str | None
+    source_event_id: str
+    staffed_beds: _Count
+    stale: bool | None
+    suppressed: list[str]
+    surge_beds: _Count
+    unit_code: str | None
+    unit_type: str | None
+
+
+class _Flow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    acuity: Annotated[int, msgspec.Meta(ge=1, le=5)] | None
+    age_band: str | None
+    arrival_mode: str | None
+    audience: str
+    date_granularity: str | None
+    event_id: str
+    event_type: str
+    generalised: list[str]
+    occurred: str | None
+    patient_class: str | None
+    policy_version: int
+    prior_unit_code: str | None
+    prior_unit_type: str | None
+    produced_at: str
+    record_type: Literal["regional.flow"]
+    schema_version: Literal[1]
+    sex: str | None
+    site_code: str
+    source_event_id: str
+    surrogate_id: str | None
+    unit_code: str | None
+    unit_type: str | None
+    wait_minutes: _Count
+    window_id: str | None
+    zip3: str | None
+
+
+_Decoders = tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]]
+_DECODERS: _Decoders = (msgspec.json.Decoder(_Census), msgspec.json.Decoder(_Flow))
+# msgspec refuses text that is not UTF-8 with UnicodeDecodeError, not with its DecodeError.
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+_encode = msgspec.json.Encoder().encode
+_sha256 = sha256
+_typed_counts = attrgetter(*COUNT_FIELDS)
+_EMPTY_LIST = msgspec.Raw(b"[]")
+
+
+def _typed_forecast(raw: msgspec.Raw) -> bytes:
+    """The forecast column. Its JSON is kept as it came (msgspec.Raw) and must already be
+    canonical, so that the record's encoding is its canonical JSON (floats are written by
+    the reference codec, not by msgspec)."""
+    if raw == _EMPTY_LIST:
+        return EMPTY_JSONB
+    text = bytes(raw)
+    try:
+        points = json_loads(text)
+    except ValueError:
+        raise _NotClean from None
+    if _canonical_bytes(points) != text:
+        raise _NotClean
+    return _forecast(points)
+
+
+def _typed_census_row(r: _Census, ctx: _Context) -> tuple[Any, ...]:
+    """``_census_row`` for a typed record (types, counts' range, record_type and version
+    already checked by msgspec; site, policy version and hash by the caller)."""
+    event_id = r.event_id
+    unit_type = r.unit_type
+    if (
+        not _UUID_RE.match(event_id)
+        or r.audience not in _AUDIENCES
+        or (unit_type is not None and unit_type not in _UNIT_TYPES)
+    ):
+        raise _NotClean
+    unit_code = r.unit_code or ""
+    as_of = r.as_of
+    # _produced_at and _observed, inlined: once per record
+    try:
+        produced_at = _fromiso(r.produced_at)
+        observed = produced_at if as_of is None else _parse_generalised(as_of)[0]
+    except ValueError:  # GeneralisedTimeError is one
+        raise _NotClean from None
+    tz = produced_at.tzinfo
+    if tz is not UTC:
+        if tz is None:
+            raise _NotClean
+        produced_at = produced_at.astimezone(UTC)
+        if as_of is None:
+            observed = produced_at
+    if observed > ctx.latest:
+        raise _NotClean
+    unit_id = ctx.entry.units_by_code.get(unit_code) if unit_code else None
+    if unit_id is None:
+        ctx.entry, unit_id = _unit(
+            ctx.directory, ctx.entry, ctx.site_code, unit_code, unit_type or ""
+        )
+    suppressed = r.suppressed
+    forecast = r.forecast
+    return (
+        _fromhex(event_id.replace("-", "")),
+        observed,
+        as_of or "",
+        ctx.hospital_id,
+        unit_id,
+        ctx.site_code,
+        unit_code,
+        unit_type or "",
+        r.audience,
+        r.policy_version,
+        r.source_event_id,
+        *_typed_counts(r),
+        r.source or "",
+        r.last_message_at or "",
+        r.stale,
+        EMPTY_JSONB if forecast == _EMPTY_LIST else _typed_forecast(forecast),
+        jsonb(_json(suppressed)) if suppressed else EMPTY_JSONB,
+        produced_at,
+        ctx.received_at,
+        ctx.key_id,
+        ctx.via,
+    )
+
+
+def _enum_or_none(value: str | None, members: frozenset[str]) -> str:
+    if value is None:
+        return ""
+    if value not in members:
+        raise _NotClean
+    return value
+
+
+def _typed_flow_row(r: _Flow, ctx: _Context) -> tuple[Any, ...]:
+    """``_flow_row`` for a typed record."""
+    event_id = r.event_id
+    event_type = r.event_type
+    if (
+        not _UUID_RE.match(event_id)
+        or r.audience not in _AUDIENCES
+        or event_type not in _EVENT_TYPES
+    ):
+        raise _NotClean
+    unit_code = r.unit_code or ""
+    occurred = r.occurred
+    produced_at = _produced_at(r.produced_at)
+    observed = _observed(occurred, produced_at, ctx.latest)
+    unit_id: int | None = None
+    if unit_code:
+        ctx.entry, unit_id = _unit(ctx.directory, ctx.entry, ctx.site_code, unit_code, "")
+    generalised = r.generalised
+    return (
+        _fromhex(event_id.replace("-", "")),
+        observed,
+        occurred or "",
+        _enum_or_none(r.date_granularity, _GRANULARITIES),
+        ctx.hospital_id,
+        unit_id,
+        ctx.site_code,
+        r.audience,
+        r.policy_version,
+        r.source_event_id,
+        r.window_id or "",
+        r.surrogate_id or "",
+        event_type,
+        unit_code,
+        _enum_or_none(r.unit_type, _UNIT_TYPES),
+        r.prior_unit_code or "",
+        _enum_or_none(r.prior_unit_type, _UNIT_TYPES),
+        _enum_or_none(r.patient_class, _PATIENT_CLASSES),
+        r.acuity,
+        _enum_or_none(r.arrival_mode, _ARRIVAL_MODES),
+        r.age_band or "",
+        _enum_or_none(r.sex, _SEXES),
+        r.zip3 or "",
+        r.wait_minutes,
+        jsonb(_json(generalised)) if generalised else EMPTY_JSONB,
+        produced_at,
+        ctx.received_at,
+        ctx.key_id,
+        ctx.via,
+    )
+
+
+def _dict_record(
+    raw: msgspec.Raw,
+    expected: str,
+    ctx: _Context,
+    policy: int,
+    census: list[tuple[Any, ...]],
+    flow: list[tuple[Any, ...]],
+) -> None:
+    """A record the typed decoders did not take: parsed to a dict and checked as
+    ``open_envelope_raw`` checks each record (hash of its canonical JSON, site, policy
+    version), then as before (``_census_row``/``_flow_row``); raises _NotClean."""
+    try:
+        r = json_loads(bytes(raw))
+    except ValueError:
+        raise _NotClean from None
+    if type(r) is not dict or _sha256(_canonical_bytes(r)).hexdigest() != expected:
+        raise _NotClean
+    version = r.get("policy_version")
+    if r.get("site_code") != ctx.site_code or type(version) is not int or version != policy:
+        raise _NotClean  # a heartbeat is not for the fast path either
+    record_type = r.get("record_type")
+    if record_type == CENSUS_TYPE:
+        census.append(_census_row(r, ctx))
+    elif record_type == FLOW_TYPE:
+        flow.append(_flow_row(r, ctx))
+    else:
+        raise _NotClean
+
+
 _RECORDS = b',"records":['
 
 
@@ -446,11 +709,57 @@ def envelope_rows(
     key = entry.keys.get(key_id)
     if key is None or not SITE_CODE_RE.match(site_code):
         return None
+    ctx = _Context(directory, entry, site_code, key_id, received_at, via)
+    if b"\\" in value:
+        # An escape in a string (\n, \u00e9, a lone surrogate) is where JSON codecs can differ
+        # in what they accept and how they write it back; such an envelope is parsed by the
+        # reference codec (orjson) as a whole. The sites write none: canonical JSON keeps
+        # non-ASCII text as is, and no field carries control characters or quotes.
+        return _dict_envelope_rows(value, key, ctx)
+    envelope = open_envelope_signed(value, key, site_code=site_code)
+    if envelope is None:
+        return None
+    policy = envelope.policy_version
+    if policy is None or not 0 <= policy <= _MAX_INT:
+        return None  # no census or flow record can match it
+    census: list[tuple[Any, ...]] = []
+    flow: list[tuple[Any, ...]] = []
+    decoders: _Decoders = _DECODERS
+    record: Any
     try:
-        envelope = open_envelope_raw(value, key, site_code=site_code)
+        for raw, expected in zip(envelope.records, envelope.record_hashes, strict=True):
+            # The decoder of the previous record first: envelopes are mostly of one kind,
+            # and the other kind fails at its first key.
+            try:
+                record = decoders[0].decode(raw)
+            except _DECODE_ERRORS:
+                try:
+                    record = decoders[1].decode(raw)
+                    decoders = decoders[::-1]
+                except _DECODE_ERRORS:
+                    record = None
+            if record is None or _sha256(_encode(record)).hexdigest() != expected:
+                _dict_record(raw, expected, ctx, policy, census, flow)
+            elif record.site_code != site_code or record.policy_version != policy:
+                return None
+            elif type(record) is _Census:
+                census.append(_typed_census_row(record, ctx))
+            else:
+                flow.append(_typed_flow_row(record, ctx))
+    except _NotClean:
+        return None
+    return envelope.batch_id, census, flow
+
+
+def _dict_envelope_rows(
+    value: bytes, key: Any, ctx: _Context
+) -> tuple[str, list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+    """The envelope parsed and verified by ``open_envelope_raw`` (orjson, the hash of each
+    record's canonical JSON), its records checked as dicts: the fast path before msgspec."""
+    try:
+        envelope = open_envelope_raw(value, key, site_code=ctx.site_code)
     except EnvelopeError:
         return None
-    ctx = _Context(directory, entry, site_code, key_id, received_at, via)
     census: list[tuple[Any, ...]] = []
     flow: list[tuple[Any, ...]] = []
     try:
