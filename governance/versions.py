@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -92,12 +92,16 @@ def grants_version() -> int | None:
     return None if versions is None else versions[0]
 
 
-def _incr(*keys: str) -> None:
+def _incr(*keys: str, fields: tuple[str, dict[int, None]] | None = None) -> None:
+    """INCR ``keys`` (and HINCRBY each of ``fields``' ids in its hash first): one round trip."""
     try:
-        if len(keys) == 1:
+        if len(keys) == 1 and fields is None:
             _redis().incr(keys[0])
         else:
             pipe = _redis().pipeline(transaction=False)
+            if fields is not None:
+                for field in fields[1]:
+                    pipe.hincrby(fields[0], str(field), 1)
             for key in keys:
                 pipe.incr(key)
             pipe.execute()
@@ -189,15 +193,17 @@ def current_stamp() -> tuple[int, int, int] | None:
 # --- state versions: what the shared live answers are built from ------------------------------
 #
 # One counter per kind of shared answer (hub/api/live_cache.py), bumped by every writer of the
-# tables that answer reads: ``live`` (unit and feed states, directives, hospitals, units,
-# regions, site agents' key names), ``registry`` (hospitals, units, regions), ``directives``
-# (directives, hospitals), ``policy`` (sharing policies). Model saves and deletes bump through
-# signals (hub/api/state_signals.py); writers that bypass the ORM (the ingest's COPY and
-# upserts) call ``state_changed`` themselves. As with the grants version, the bump is made at
-# the write and again when its transaction commits; an answer built under this thread's
-# uncommitted change is keyed by ``state_token()`` and never shared.
+# tables that answer reads: ``live`` (unit and feed states written through the ORM, directives,
+# hospitals, units, regions, site agents' key names), ``census`` (the ingest's unit and feed
+# state upserts, with a counter per hospital touched: ``hospital_versions``), ``registry``
+# (hospitals, units, regions), ``directives`` (directives, hospitals), ``policy`` (sharing
+# policies). Model saves and deletes bump through signals (hub/api/state_signals.py); writers
+# that bypass the ORM (the ingest's COPY and upserts) call ``state_changed`` themselves. As
+# with the grants version, the bump is made at the write and again when its transaction
+# commits; an answer built under this thread's uncommitted change is keyed by
+# ``state_token()`` and never shared.
 
-STATE_KINDS = ("live", "registry", "directives", "policy")
+STATE_KINDS = ("live", "registry", "directives", "policy", "census")
 
 
 def state_version(kind: str) -> int | None:
@@ -207,19 +213,44 @@ def state_version(kind: str) -> int | None:
     return None if versions is None else versions[1 + STATE_KINDS.index(kind)]
 
 
-def state_changed(*kinds: str) -> None:
+def state_changed(*kinds: str, hospitals: Iterable[int] = ()) -> None:
     """Invalidate every process's shared answers of ``kinds``: now and when the current
-    transaction commits (call it inside the writing transaction)."""
+    transaction commits (call it inside the writing transaction). ``hospitals``: the
+    hospitals whose live figures the change touched (the ingest's ``census`` kind); their
+    own counters (``hospital_versions``) move too, in the same round trip, before the kinds'.
+    """
     keys = [_state_key(k) for k in kinds]
-    _incr(*keys)
+    ids = dict.fromkeys(hospitals)
+    fields = (_hospitals_key(), ids) if ids else None
+    _incr(*keys, fields=fields)
 
     def committed() -> None:
         _local.state_pending = None
-        _incr(*keys)
+        _incr(*keys, fields=fields)
 
+    # One token per uncommitted transaction: a second change in the same transaction keeps
+    # it (what this thread built under it stays this thread's, and stays comparable).
+    token = state_token()
     _local.state_pending = committed
-    _local.state_token = next(_tokens)
+    _local.state_token = token or next(_tokens)
     transaction.on_commit(committed)
+
+
+def _hospitals_key() -> str:
+    return _state_key("census-hospitals")
+
+
+def hospital_versions(ids: Sequence[int]) -> list[int] | None:
+    """Each hospital's own live-figures counter (bumped with ``census`` by the ingest), or
+    None when Redis is unreachable. Read it *before* reading the rows it versions."""
+    if not ids:
+        return []
+    try:
+        values = _redis().hmget(_hospitals_key(), [str(i) for i in ids])
+    except Exception:
+        logger.warning("hospital versions unreadable (Redis): not sharing", exc_info=True)
+        return None
+    return [int(v or 0) for v in values]
 
 
 def state_token() -> int:

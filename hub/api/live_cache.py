@@ -25,6 +25,12 @@ is kept in this process under:
   is this thread's own.
 
 No answer is kept longer than ``MAX_AGE_SECONDS``, whatever the versions say.
+
+The live board itself (the region and one hospital) is not kept here whole but as
+per-hospital parts (``hub/api/live_parts.py``, stored in the same ``answers``): the ingest
+bumps its own kind, ``census``, and a counter per hospital it touched, and a poll rebuilds
+only the hospitals whose counter moved; ages are computed when the answer is served. The
+``live`` kind's version for ``live_answer`` is the pair (``live``, ``census``).
 """
 
 from __future__ import annotations
@@ -42,12 +48,15 @@ _MAX_ENTRIES = 512
 MAX_AGE_SECONDS = 60.0
 
 
-def state_key(kind: str) -> tuple[int, int] | None:
+def state_key(kind: str) -> tuple[Hashable, int] | None:
     """What an answer of ``kind`` is valid for: (state version, uncommitted-change token);
-    None when it may not be shared."""
+    None when it may not be shared. A ``live`` answer reads what the ingest writes too: its
+    version is the pair (``live``, ``census``)."""
     version = versions.state_version(kind)
     if version is None:
         return None
+    if kind == "live":
+        return (version, versions.state_version("census")), versions.state_token()
     return version, versions.state_token()
 
 
@@ -70,6 +79,22 @@ class _Answers:
             while len(self._data) > _MAX_ENTRIES:
                 self._data.popitem(last=False)
         return value
+
+    def get(self, key: Hashable) -> Any:
+        """The value stored under ``key`` (``put``) if younger than ``MAX_AGE_SECONDS``."""
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is None or monotonic() - hit[0] >= MAX_AGE_SECONDS:
+                return None
+            self._data.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: Hashable, value: Any, built: float | None = None) -> None:
+        with self._lock:
+            self._data[key] = (monotonic() if built is None else built, value)
+            self._data.move_to_end(key)
+            while len(self._data) > _MAX_ENTRIES:
+                self._data.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:

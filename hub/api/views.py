@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 
 from governance.access import restrict, scope_for
 from governance.api.governed import GovernedViewSetMixin
+from hub.api import live_parts
 from hub.api import serializers as s
 from hub.api.authentication import SiteAgentAuthentication
 from hub.api.governed import MANAGE_REGISTRY, SITE_ENROL
@@ -234,17 +235,22 @@ AUDIENCE_PARAM = OpenApiParameter(
 
 @dataclass(frozen=True)
 class LiveAnswer:
-    """A live answer as shared between requests (hub/api/live_cache.py): the response data
-    and what the request's audit event records about it."""
+    """A live answer (shared between requests: hub/api/live_cache.py, live_parts.py): the
+    response data and what the request's audit event records about it."""
 
     data: dict[str, Any]
     hospital_ids: tuple[int, ...]
     row_count: int
 
-    def __init__(self, data: dict[str, Any], hospitals: list[census.HospitalLive]) -> None:
-        object.__setattr__(self, "data", data)
-        object.__setattr__(self, "hospital_ids", tuple(h.hospital.pk for h in hospitals))
-        object.__setattr__(self, "row_count", sum(len(h.units) for h in hospitals))
+    @classmethod
+    def built(cls, data: dict[str, Any], hospitals: list[census.HospitalLive]) -> LiveAnswer:
+        return cls(
+            data, tuple(h.hospital.pk for h in hospitals), sum(len(h.units) for h in hospitals)
+        )
+
+    @classmethod
+    def of_parts(cls, data: dict[str, Any], parts: list[live_parts.HospitalPart]) -> LiveAnswer:
+        return cls(data, tuple(p.pk for p in parts), sum(p.row_count for p in parts))
 
 
 class _LiveBase(GovernedViewSetMixin, GenericAPIView[Hospital]):
@@ -295,13 +301,19 @@ class LiveRegionView(_LiveBase):
     @extend_schema(parameters=[AUDIENCE_PARAM], responses=s.RegionLiveOutput)
     def get(self, request: Request) -> Response:
         audience = self.audience()
-
-        def build() -> LiveAnswer:
+        now = timezone.now()
+        # Per-hospital parts, rebuilt only where the data moved (hub/api/live_parts.py).
+        parts = live_parts.hospital_parts(
+            ("region", self.scope_key(), audience), self.scoped, audience, now
+        )
+        if parts is not None:
+            answer = LiveAnswer.of_parts(live_parts.region_data(parts, now), parts)
+        else:  # nothing may be shared (no Redis): built for this request
             hospitals, units = self.scoped()
-            region = census.live_region(hospitals=hospitals, units=units, audience=audience)
-            return LiveAnswer(region_live_data(region), region.hospitals)
-
-        answer = live_answer(("region", self.scope_key(), audience), build)
+            region = census.live_region(
+                hospitals=hospitals, units=units, audience=audience, now=now
+            )
+            answer = LiveAnswer.built(region_live_data(region), region.hospitals)
         self.note_answer(answer)
         return Response(answer.data)
 
@@ -315,15 +327,24 @@ class LiveHospitalView(_LiveBase):
     @extend_schema(parameters=[AUDIENCE_PARAM], responses=s.HospitalLiveOutput)
     def get(self, request: Request, site_code: str) -> Response:
         audience = self.audience()
+        now = timezone.now()
 
-        def build() -> LiveAnswer | None:
+        def scoped() -> tuple[QuerySet[Hospital], QuerySet[Unit]]:
             hospitals, units = self.scoped()
-            found = census.live_hospitals(
-                hospitals=hospitals.filter(site_code=site_code), units=units, audience=audience
-            )
-            return LiveAnswer(hospital_live_data(found[0]), found) if found else None
+            return hospitals.filter(site_code=site_code), units
 
-        answer = live_answer(("hospital", self.scope_key(), audience, site_code), build)
+        parts = live_parts.hospital_parts(
+            ("hospital", self.scope_key(), audience, site_code), scoped, audience, now
+        )
+        answer: LiveAnswer | None
+        if parts is not None:
+            answer = LiveAnswer.of_parts(parts[0].data_at(now), parts) if parts else None
+        else:  # nothing may be shared (no Redis): built for this request
+            hospitals, units = scoped()
+            found = census.live_hospitals(
+                hospitals=hospitals, units=units, audience=audience, now=now
+            )
+            answer = LiveAnswer.built(hospital_live_data(found[0]), found) if found else None
         if answer is None:
             raise NotFound("no such hospital, or not visible to you")
         self.note_answer(answer)

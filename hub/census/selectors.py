@@ -132,6 +132,9 @@ class HospitalLive:
     beds: list[BedTypeLive]
     units: list[UnitLive]
     feeds: list[FeedLive]
+    # When the clock alone next changes something here other than an age (a unit or feed
+    # turning stale, a diversion expiring); None: never. Ages change every second.
+    changes_at: datetime | None = None
 
 
 @dataclass
@@ -164,8 +167,18 @@ FIGURES = (
 )
 
 
-def _age(now: datetime, then: datetime | None) -> int | None:
+def age_seconds(now: datetime, then: datetime | None) -> int | None:
+    """Whole seconds from ``then`` to ``now`` (0 if in the future), as every age is shown."""
     return None if then is None else max(0, int((now - then).total_seconds()))
+
+
+_age = age_seconds
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
 
 
 def _unit_freshness(state: UnitState | None, now: datetime, limit: timedelta) -> Freshness:
@@ -277,21 +290,32 @@ def _merge_bed_types(parts: Iterable[BedTypeLive]) -> list[BedTypeLive]:
     return sorted(merged.values(), key=lambda b: b.unit_type)
 
 
+def active_hospitals(hospitals: QuerySet[Hospital]) -> list[Hospital]:
+    """The hospitals of ``hospitals`` that ``live_hospitals`` shows, in its order."""
+    return list(hospitals.filter(active=True).select_related("region"))
+
+
+merge_bed_types = _merge_bed_types
+
+
 def live_hospitals(
     *,
     hospitals: QuerySet[Hospital],
     units: QuerySet[Unit] | None = None,
     audience: str = DEFAULT_AUDIENCE,
     now: datetime | None = None,
+    hospital_list: list[Hospital] | None = None,
 ) -> list[HospitalLive]:
     """Live state of each hospital in ``hospitals`` (already restricted by the caller).
 
     ``units`` (restricted too) limits which units are shown; by default all active units of
-    those hospitals. Six queries whatever the number of hospitals.
+    those hospitals. Six queries whatever the number of hospitals; five when the caller
+    passes ``hospital_list``, the rows of ``active_hospitals(hospitals)`` it read already.
     """
     now = now or timezone.now()
     limit = timedelta(seconds=conf.stale_after_seconds())
-    hospital_list = list(hospitals.filter(active=True).select_related("region"))
+    if hospital_list is None:
+        hospital_list = active_hospitals(hospitals)
     ids = [h.pk for h in hospital_list]
     site_by_id = {h.pk: h.site_code for h in hospital_list}
     unit_qs = units if units is not None else Unit.objects.all()
@@ -305,22 +329,28 @@ def live_hospitals(
         .exclude(key_id="")
         .values_list("key_id", "name")
     )
+    # A feed turns stale when its whole-second age passes the limit.
+    feed_turns_stale = timedelta(seconds=int(limit.total_seconds()) + 1)
+    changes_at: dict[int, datetime | None] = {}
     feeds_by_hospital: dict[int, list[FeedLive]] = defaultdict(list)
     for f in FeedState.objects.filter(hospital_id__in=ids).order_by("component"):
         age = _age(now, f.produced_at) or 0
-        feeds_by_hospital[f.hospital_id].append(
-            FeedLive(
-                component=f.component,
-                agent_version=f.agent_version,
-                policy_version=f.policy_version,
-                last_seen_at=f.produced_at,
-                age_seconds=age,
-                stale=age > limit.total_seconds()
-                or any(bool(x.get("stale")) for x in f.feeds if isinstance(x, dict)),
-                feeds=list(f.feeds),
-                outbox_backlog=f.outbox_backlog,
-            )
+        feed = FeedLive(
+            component=f.component,
+            agent_version=f.agent_version,
+            policy_version=f.policy_version,
+            last_seen_at=f.produced_at,
+            age_seconds=age,
+            stale=age > limit.total_seconds()
+            or any(bool(x.get("stale")) for x in f.feeds if isinstance(x, dict)),
+            feeds=list(f.feeds),
+            outbox_backlog=f.outbox_backlog,
         )
+        feeds_by_hospital[f.hospital_id].append(feed)
+        if not feed.stale:
+            changes_at[f.hospital_id] = _earliest(
+                changes_at.get(f.hospital_id), f.produced_at + feed_turns_stale
+            )
     diversions: dict[int, Directive] = {}
     for d in Directive.objects.filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=now),
@@ -328,6 +358,7 @@ def live_hospitals(
         kind=Directive.Kind.DIVERSION,
     ).order_by("issued_at", "id"):
         diversions[d.hospital_id] = d  # the latest decision wins
+        changes_at[d.hospital_id] = _earliest(changes_at.get(d.hospital_id), d.expires_at)
 
     units_by_hospital: dict[int, list[UnitLive]] = defaultdict(list)
     for u in unit_rows:
@@ -356,6 +387,12 @@ def live_hospitals(
     for h in hospital_list:
         hunits = units_by_hospital.get(h.pk, [])
         stale_units = [u.code for u in hunits if u.freshness.stale]
+        # A unit turns stale once its snapshot is older than the limit.
+        turns_stale = [
+            u.freshness.observed_at + limit + _MICROSECOND
+            for u in hunits
+            if not u.freshness.stale and u.freshness.observed_at is not None
+        ]
         observed = [u.freshness.observed_at for u in hunits if u.freshness.observed_at]
         oldest = min(observed) if observed else None
         if not observed:
@@ -397,6 +434,7 @@ def live_hospitals(
                 beds=_bed_types(hunits),
                 units=hunits,
                 feeds=feeds_by_hospital.get(h.pk, []),
+                changes_at=_earliest(changes_at.get(h.pk), *turns_stale),
             )
         )
     return out

@@ -95,6 +95,7 @@ WHERE EXCLUDED.produced_at > census_feedstate.produced_at
 _SURROGATE = FLOW_COLUMNS.index("surrogate_id")
 
 # Where the unit-state fields sit in a census row (CENSUS_COLUMNS order).
+_HOSPITAL = CENSUS_COLUMNS.index("hospital_id")
 _UNIT = CENSUS_COLUMNS.index("unit_id")
 _AUDIENCE = CENSUS_COLUMNS.index("audience")
 _OBSERVED = CENSUS_COLUMNS.index("observed_at")
@@ -241,7 +242,15 @@ def census_ingest_batch(*, batch: IngestBatch) -> IngestCounts:
     batch, only when newer than the stored one.
     """
     census_inserted = flow_inserted = 0
-    versions.state_changed("live")  # shared live answers (hub/api/live_cache.py): now and at commit
+    # Shared live answers (hub/api/live_cache.py, hub/api/live_parts.py): the ingest's counter
+    # and one per hospital whose unit or feed states the batch may change; now and at commit.
+    versions.state_changed(
+        "census",
+        hospitals=[
+            *(row[_HOSPITAL] for row in batch.census),
+            *(h.hospital_id for h in batch.heartbeats),
+        ],
+    )
     flow_rows, erased = _drop_erased(batch.flow)
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor, for COPY
