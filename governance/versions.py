@@ -134,19 +134,29 @@ _tokens = itertools.count(1)
 def _uncommitted_token() -> int:
     """0, or a token of this thread's uncommitted access change (memos made under it are
     seen by no other thread, and by no one once it commits or rolls back)."""
-    pending = getattr(_local, "pending", None)
+    token = _pending_token("pending", "token")
+    if token is None:
+        # Rolled back (its commit callback was dropped): forget the change's memos.
+        _local_generation_bump()
+        return 0
+    return token
+
+
+def _pending_token(pending_attr: str, token_attr: str) -> int | None:
+    """The token of this thread's uncommitted change kept in ``_local.<pending_attr>``: 0 when
+    there is none, the token while its commit callback is still queued on this connection,
+    None (and the change forgotten) when the callback was dropped by a rollback."""
+    pending = getattr(_local, pending_attr, None)
     if pending is None:
         return 0
     connection = transaction.get_connection()
     if connection.in_atomic_block and any(
         entry[1] is pending for entry in connection.run_on_commit
     ):
-        token: int = _local.token
+        token: int = getattr(_local, token_attr)
         return token
-    # Rolled back (its commit callback was dropped): forget the change's memos.
-    _local.pending = None
-    _local_generation_bump()
-    return 0
+    setattr(_local, pending_attr, None)
+    return None
 
 
 def _clear_request_version() -> None:
@@ -256,17 +266,7 @@ def hospital_versions(ids: Sequence[int]) -> list[int] | None:
 def state_token() -> int:
     """0, or a token of this thread's uncommitted state change (an answer built under it may
     show rows no one else can see yet: it is keyed by the token, never shared)."""
-    pending = getattr(_local, "state_pending", None)
-    if pending is None:
-        return 0
-    connection = transaction.get_connection()
-    if connection.in_atomic_block and any(
-        entry[1] is pending for entry in connection.run_on_commit
-    ):
-        token: int = _local.state_token
-        return token
-    _local.state_pending = None
-    return 0
+    return _pending_token("state_pending", "state_token") or 0
 
 
 class VersionedMemo:
