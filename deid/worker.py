@@ -55,6 +55,7 @@ from deid.contracts.regional import HeartbeatRecord
 from deid.contracts.topics import (
     CONTROL_TOPIC,
     DEADLETTER_TOPIC,
+    RECORD_TYPE_HEADER,
     REGIONAL_TOPIC,
     check_site_code,
     held_topic,
@@ -67,6 +68,7 @@ from deid.policy import Policy, PolicyError, decode_policy_message, load_policy_
 from deid.signing import PublicKeyLike, site_signing_key_from_env
 from deid.transforms.flow import Demographics, demographics
 from deid.transforms.window import HeldSlice, WindowResult, transform_window
+from deid.windowing import ReleaseBuffer, needs_window
 
 log = logging.getLogger("deid.worker")
 
@@ -163,6 +165,16 @@ def decode_raw(data: bytes | None) -> Record:
     return cls.from_dict(payload)
 
 
+def _may_be_flow(msg: Message) -> bool:
+    """Whether a consumed raw record waits for the flow release window (by the relay's
+    `record_type` header; a record without one waits)."""
+    for header in msg.headers() or ():
+        value = header[1]
+        if header[0] == RECORD_TYPE_HEADER and isinstance(value, bytes):
+            return needs_window(value.decode("ascii", "replace"))
+    return True
+
+
 class DeidWorker:
     def __init__(
         self,
@@ -215,6 +227,7 @@ class DeidWorker:
         )
         self.control: Consumer | None = None
         self._pending_revoked = False
+        self._buffer: ReleaseBuffer[Message] = ReleaseBuffer(5000, 5.0)
         # Monotonic times of the first record consumed and the last window committed (the
         # benchmark's measurement interval: start-up and idle time excluded).
         self.first_record_at: float | None = None
@@ -380,44 +393,44 @@ class DeidWorker:
         return records, seconds
 
     def _collect_window(self) -> list[Message]:
+        """Consume until something may be released (see `deid.windowing`): capacity records
+        as soon as they arrive, flow events when their release window closes. Returns [] when
+        idle. Records of a partition still waiting for the flow window stay buffered across
+        calls."""
         max_records, max_seconds = self._window_limits()
-        self._pending_revoked = False
-        window: list[Message] = []
-        deadline: float | None = None
-        while len(window) < max_records and not self._stopping:
+        buffer = self._buffer
+        buffer.max_records, buffer.max_seconds = max_records, max_seconds
+        while not self._stopping:
             now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                break
-            if deadline is None:
-                # Idle: poll() returns at the first record, where consume() would sit out its
-                # whole timeout (librdkafka fills the batch or waits): the window starts at once.
-                first = self.consumer.poll(0.5)
-                batch = [first] if first is not None else []
-            else:
-                timeout = max(0.0, min(0.5, deadline - now))
-                batch = self.consumer.consume(
-                    num_messages=min(max_records - len(window), 10_000), timeout=timeout
-                )
+            ready = buffer.take(now)
+            if ready:
+                return ready
+            # poll() returns at the first record (consume() would sit out its whole timeout
+            # unless the batch fills), then whatever else has arrived is drained at once.
+            first = self.consumer.poll(buffer.wait(now, 0.5))
+            batch = [first] if first is not None else []
+            if first is not None:
+                batch.extend(self.consumer.consume(num_messages=10_000, timeout=0))
             if self._pending_revoked:
-                window = []
+                buffer.clear()
                 self._pending_revoked = False
-            if not batch:
-                if deadline is None:
-                    return window  # idle
-                continue
+            if not batch and not len(buffer):
+                return []  # idle
+            now = time.monotonic()
             for msg in batch:
                 err = msg.error()
                 if err is None:
-                    window.append(msg)
+                    buffer.add(
+                        (msg.topic(), msg.partition()), msg, is_flow=_may_be_flow(msg), now=now
+                    )
+                    if self.first_record_at is None:
+                        self.first_record_at = now
                 elif err.code() != KafkaError._PARTITION_EOF:
                     if err.fatal():
                         raise KafkaException(err)
                     log.warning("consumer: %s", err)
-            if deadline is None and window:
-                deadline = time.monotonic() + max_seconds
-                if self.first_record_at is None:
-                    self.first_record_at = time.monotonic()
-        return window
+        # Stopping: what is buffered is released now, not dropped (it would be re-read).
+        return buffer.take(time.monotonic(), flush=True)
 
     def _demographics_lookup(self) -> Callable[[RawFlowEvent], Demographics] | None:
         store = self.keystore
@@ -680,7 +693,14 @@ class DeidWorker:
         raise _RetryWindow from None
 
     def _rewind(self, starts: dict[tuple[str, int], int]) -> None:
-        """Seek back to a window's first offsets so that it is consumed again."""
+        """Seek back to a window's first offsets so that it is consumed again, and the
+        partitions still buffered for the flow window to theirs (they are read again too)."""
+        starts = dict(starts)
+        for msg in self._buffer.pending():
+            tp = (str(msg.topic()), int(msg.partition() or 0))
+            offset = int(msg.offset() or 0)
+            starts[tp] = min(starts.get(tp, offset), offset)
+        self._buffer.clear()
         try:
             for (t, p), start in starts.items():
                 self.consumer.seek(TopicPartition(t, p, start))

@@ -36,7 +36,9 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from deid.contracts.topics import RECORD_TYPE_HEADER
 from deid.logformat import configure_logging
+from deid.windowing import raw_partition
 from site_agent.config import KafkaConfig
 from site_agent.publish import PhiSealer, seal_flows
 from site_agent.store import OutboxRow, fetch_outbox, first_unpublished, open_readonly
@@ -90,6 +92,14 @@ class RelaySettings:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _partitions_of(producer: Producer, topic: str) -> int:
+    try:
+        meta = producer.list_topics(topic, timeout=5).topics.get(topic)
+    except KafkaException:
+        return 0
+    return len(meta.partitions) if meta is not None and meta.error is None else 0
+
+
 # --- the child process -------------------------------------------------------------------------
 
 
@@ -108,6 +118,7 @@ class _Pump:
         self.stopping = False
         self.flush_timeout = 10.0
         self.published_total = 0
+        self.partitions: dict[str, tuple[int, float]] = {}  # topic -> (count, when asked)
         self.errors_total = 0
         self.last_error = ""
         self.connected = False
@@ -188,6 +199,34 @@ class _Pump:
         except (BrokenPipeError, OSError):
             self.stopping = True
 
+    def routing(self, producer: Producer, row: OutboxRow) -> dict[str, Any]:
+        """The record-type header and, on a topic with two or more partitions, the partition
+        of the record's kind (census and heartbeats apart from flow events, so the DE-ID
+        worker releases them without waiting for a flow release window)."""
+        out: dict[str, Any] = {"headers": [(RECORD_TYPE_HEADER, row.record_type.encode())]}
+        partition = raw_partition(row.record_type, self.partition_count(producer, row.topic))
+        if partition is not None:
+            out["partition"] = partition
+        return out
+
+    def partition_count(self, producer: Producer, topic: str) -> int:
+        """Partitions of `topic` from the cluster's metadata. An unknown topic is asked for
+        again for up to 5 s (asking makes a broker with auto-creation create it), so that the
+        first records already go to their kind's partition; after that, every 30 s while the
+        topic is unknown or has one partition."""
+        now = time.monotonic()
+        known = self.partitions.get(topic)
+        if known is not None and (known[0] >= 2 or now - known[1] < 30):
+            return known[0]
+        deadline = now + (5.0 if known is None else 0.0)
+        while True:
+            count = _partitions_of(producer, topic)
+            if count or time.monotonic() >= deadline or self.stopping:
+                break
+            time.sleep(0.25)
+        self.partitions[topic] = (count, time.monotonic())
+        return count
+
     def run(self) -> None:
         db = open_readonly(self.s.db_path)
         try:
@@ -225,6 +264,7 @@ class _Pump:
                         self.failed = True
                         break
                     for row, value in zip(rows, values, strict=True):
+                        routing = self.routing(producer, row)
                         while True:
                             try:
                                 producer.produce(
@@ -232,6 +272,7 @@ class _Pump:
                                     value=value,
                                     key=row.key,
                                     on_delivery=self.on_delivery(row.seq),
+                                    **routing,
                                 )
                                 break
                             except BufferError:

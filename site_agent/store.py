@@ -172,6 +172,7 @@ class OutboxRow:
     key: bytes
     payload: bytes
     sealed: bool
+    record_type: str = ""
 
 
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -606,17 +607,17 @@ def fetch_outbox(
     """Unpublished rows after ``after_seq`` (and not beyond ``upto``: rows not yet fsynced)."""
     if upto is not None:
         return [
-            OutboxRow(int(r[0]), str(r[1]), bytes(r[2]), bytes(r[3]), bool(r[4]))
+            OutboxRow(int(r[0]), str(r[1]), bytes(r[2]), bytes(r[3]), bool(r[4]), str(r[5]))
             for r in conn.execute(
-                "SELECT seq, topic, key, payload, sealed FROM outbox"
+                "SELECT seq, topic, key, payload, sealed, record_type FROM outbox"
                 " WHERE seq > ? AND seq <= ? AND published_at IS NULL ORDER BY seq LIMIT ?",
                 (after_seq, upto, limit),
             )
         ]
     return [
-        OutboxRow(int(r[0]), str(r[1]), bytes(r[2]), bytes(r[3]), bool(r[4]))
+        OutboxRow(int(r[0]), str(r[1]), bytes(r[2]), bytes(r[3]), bool(r[4]), str(r[5]))
         for r in conn.execute(
-            "SELECT seq, topic, key, payload, sealed FROM outbox"
+            "SELECT seq, topic, key, payload, sealed, record_type FROM outbox"
             " WHERE seq > ? AND published_at IS NULL"
             " ORDER BY seq LIMIT ?",
             (after_seq, limit),

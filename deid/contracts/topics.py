@@ -1,5 +1,6 @@
-"""Every Kafka topic name the DE-ID layer knows, in one place. Records are keyed by site code,
-so one site's records stay ordered on one partition."""
+"""Every Kafka topic name the DE-ID layer knows, in one place. Records are keyed by site code;
+on a site's raw topic the relay also picks the partition by record kind (`raw_partition`), so
+each kind stays ordered on one partition."""
 
 from __future__ import annotations
 
@@ -44,3 +45,14 @@ def site_deadletter_topic(site_code: str) -> str:
 
 def record_key(site_code: str) -> bytes:
     return check_site_code(site_code).encode()
+
+
+RECORD_TYPE_HEADER = "record_type"
+"""Header the site agent's relay puts on every raw record: its `record_type` (no PHI). The
+DE-ID worker reads it to decide whether a record must wait for a release window; it never
+trusts it for anything else (the record is decoded and checked as always)."""
+
+CAPACITY_PARTITION = 0
+"""Census snapshots and heartbeats: released by the DE-ID worker as soon as they arrive."""
+FLOW_PARTITION = 1
+"""Patient flow events: gathered in release windows for k-anonymity."""

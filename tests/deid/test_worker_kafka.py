@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deid.contracts import (
@@ -20,6 +21,7 @@ from deid.contracts import (
     raw_topic,
     site_deadletter_topic,
 )
+from deid.contracts.topics import CAPACITY_PARTITION, FLOW_PARTITION, RECORD_TYPE_HEADER
 from deid.keystore import KeyDestroyed, PatientKeyStore
 from deid.policy import encode_policy_message, load_policy, sign_policy
 from deid.signing import generate_signing_key
@@ -240,3 +242,58 @@ def test_plain_flow_events_are_never_accepted_from_kafka() -> None:
     assert isinstance(event, PlainFlowEvent)
     with pytest.raises(DecodeError, match="plaintext"):
         decode_raw(event.encode())
+
+
+def test_census_is_released_without_waiting_for_the_flow_window(
+    kafka_bootstrap: str,
+    site_code: str,
+    synthetic: SyntheticSite,
+    keystore: PatientKeyStore,
+    site_key: Ed25519PrivateKey,
+    governance_key: Ed25519PrivateKey,
+    policy_doc: dict[str, Any],
+) -> None:
+    """The relay's layout: flow events on the flow partition, census snapshots on the
+    capacity partition, each with its record_type header. The census goes out in its own
+    transaction at once; the flow events a window (3 s here) later; each exactly once."""
+    topic = raw_topic(site_code)
+    create_topics(kafka_bootstrap, [topic], partitions=3)
+    patients = synthetic.patients(100)
+    flows = synthetic.flow_events(patients, 200)
+    census = synthetic.census()
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 5})
+    for record, partition in [(e, FLOW_PARTITION) for e in flows] + [
+        (c, CAPACITY_PARTITION) for c in census
+    ]:
+        producer.produce(
+            topic,
+            key=site_code.encode(),
+            value=record.encode(),
+            partition=partition,
+            headers=[(RECORD_TYPE_HEADER, record.record_type.encode())],
+        )
+    assert producer.flush(30) == 0
+    worker = make_worker(
+        kafka_bootstrap,
+        site_code,
+        site_key,
+        governance_key,
+        keystore=keystore,
+        policy_doc=policy_doc,
+    )
+    worker.config.window_max_seconds = 3.0
+    assert worker.run() == 0
+
+    records = regional_records(
+        consume_all(kafka_bootstrap, worker.config.output_topic), site_key.public_key()
+    )
+    census_out = [r for r in records if isinstance(r, CensusRecord)]
+    flow_out = [r for r in records if isinstance(r, FlowRecord)]
+    assert len(census_out) == 3 * len(census)
+    assert len({r.event_id for r in census_out}) == len(census_out)
+    assert flow_out
+    assert len({r.event_id for r in flow_out}) == len(flow_out)
+    census_at = max(r.produced_at for r in census_out)
+    flows_at = min(r.produced_at for r in flow_out)
+    assert (flows_at - census_at).total_seconds() > 2.0
+    assert worker.counters.windows >= 2

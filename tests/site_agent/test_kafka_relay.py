@@ -8,12 +8,16 @@ import json
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer
 
 from deid.contracts import decode_record, raw_topic
+from deid.contracts.topics import RECORD_TYPE_HEADER
+from deid.windowing import raw_partition
 from site_agent.agent import Agent
 from site_agent.ingest import IngestWriter
 from site_agent.mllp_client import MllpClient, ack_code
@@ -30,7 +34,24 @@ def closed_port() -> str:
         return f"127.0.0.1:{s.getsockname()[1]}"
 
 
-def consume(topic: str, expected: int, timeout: float = 60.0) -> list[tuple[bytes, bytes]]:
+@dataclass(frozen=True)
+class Published:
+    key: bytes
+    value: bytes
+    partition: int
+    record_type: str  # from the relay's header
+
+    @property
+    def event_id(self) -> str:
+        return str(json.loads(self.value)["event_id"])
+
+
+def _published(msg: Any) -> Published:
+    kind = dict(msg.headers() or []).get(RECORD_TYPE_HEADER, b"").decode()
+    return Published(msg.key() or b"", msg.value() or b"", msg.partition(), kind)
+
+
+def consume(topic: str, expected: int, timeout: float = 60.0) -> list[Published]:
     c = Consumer(
         {
             "bootstrap.servers": kafka_bootstrap(),
@@ -40,20 +61,20 @@ def consume(topic: str, expected: int, timeout: float = 60.0) -> list[tuple[byte
         }
     )
     c.subscribe([topic])
-    out: list[tuple[bytes, bytes]] = []
+    out: list[Published] = []
     deadline = time.monotonic() + timeout
     try:
         while len(out) < expected and time.monotonic() < deadline:
             msg = c.poll(0.5)
             if msg is None or msg.error():
                 continue
-            out.append((msg.key() or b"", msg.value() or b""))
+            out.append(_published(msg))
         # Anything beyond what we expect would be a duplicate: give it a moment to show up.
         end = time.monotonic() + 2.0
         while time.monotonic() < end:
             msg = c.poll(0.2)
             if msg is not None and not msg.error():
-                out.append((msg.key() or b"", msg.value() or b""))
+                out.append(_published(msg))
     finally:
         c.close()
     return out
@@ -92,12 +113,20 @@ async def wait_drained(agent: Agent, timeout: float = 60.0) -> None:
 
 def check_published(topic: str, site: str, expected_ids: list[str]) -> None:
     got = consume(topic, len(expected_ids))
-    ids = [json.loads(v)["event_id"] for _, v in got]
+    ids = [m.event_id for m in got]
     assert len(ids) == len(set(ids)), "duplicates on the topic"
-    assert ids == expected_ids, "missing, extra or out of order"
-    assert {k for k, _ in got} == {site.encode()}
-    for _, v in got:
-        decode_record(v)  # every record honours the contract
+    assert sorted(ids) == sorted(expected_ids), "missing or extra records"
+    # Each kind on its own partition (census and heartbeats apart from flow events, so the
+    # DE-ID worker never holds a census back for a flow window), in outbox order there.
+    position = {e: i for i, e in enumerate(expected_ids)}
+    for partition in {m.partition for m in got}:
+        on_it = [m.event_id for m in got if m.partition == partition]
+        assert on_it == sorted(on_it, key=position.__getitem__), "out of order"
+    assert {k.key for k in got} == {site.encode()}
+    for m in got:
+        record = decode_record(m.value)  # every record honours the contract
+        assert m.record_type == record.record_type
+        assert m.partition == raw_partition(record.record_type, 3)
 
 
 def test_relay_publishes_every_record_once_in_order(tmp_path: Path) -> None:
@@ -185,7 +214,7 @@ def test_a_dead_relay_process_is_replaced_and_catches_up(tmp_path: Path) -> None
 
     rows = run(with_agent(cfg, body, relay=True))
     got = consume(raw_topic(cfg.site_code), len(rows))
-    ids = [json.loads(v)["event_id"] for _, v in got]
+    ids = [m.event_id for m in got]
     # Rows delivered just before the kill may come again (at-least-once): never one missing,
     # and every event id is the same record, so consumers drop the repeat.
     assert set(ids) == {e for _, e, _ in rows}
