@@ -58,7 +58,7 @@ class _Partition(Generic[T]):
 class ReleaseBuffer(Generic[T]):
     """Consumed records by partition, in offset order, until they may be released.
 
-    `max_seconds` after the first flow event arrives (or once `max_records` flow events are
+    `max_seconds` after the first flow event arrives (or once `max_records` records are
     buffered) the flow window closes, and every buffered record goes out in one window, so
     all the flow events of a window are k-anonymised together whatever partition they came
     from. Partitions with no flow event waiting go out as soon as `take` is asked."""
@@ -96,9 +96,12 @@ class ReleaseBuffer(Generic[T]):
 
     def window_due(self, now: float) -> bool:
         return self._flows > 0 and (
-            self._flows >= self.max_records
-            or (self._deadline is not None and now >= self._deadline)
+            len(self) >= self.max_records or (self._deadline is not None and now >= self._deadline)
         )
+
+    def room(self) -> int:
+        """How many more records to consume before the window is full (at least 1)."""
+        return max(1, self.max_records - len(self))
 
     def take(self, now: float, *, flush: bool = False) -> list[T]:
         """The records to release now, partition by partition in offset order: everything

@@ -410,7 +410,9 @@ class DeidWorker:
             first = self.consumer.poll(buffer.wait(now, 0.5))
             batch = [first] if first is not None else []
             if first is not None:
-                batch.extend(self.consumer.consume(num_messages=10_000, timeout=0))
+                room = min(buffer.room() - 1, 10_000)
+                if room > 0:
+                    batch.extend(self.consumer.consume(num_messages=room, timeout=0))
             if self._pending_revoked:
                 buffer.clear()
                 self._pending_revoked = False

@@ -12,13 +12,16 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
 from deid.contracts import raw_topic
-from deid.testing.synthetic import SyntheticSite
+from deid.contracts.topics import CAPACITY_PARTITION, FLOW_PARTITION, RECORD_TYPE_HEADER
+from deid.testing.synthetic import EVENT_START, SyntheticSite
 from tests.deid.conftest import ROOT, k1_policy_doc
 from tests.deid.kafka_helpers import consume_all, create_topics, produce
 
@@ -37,12 +40,12 @@ def start_worker(args: list[str], env: dict[str, str], log: Path) -> subprocess.
     )
 
 
-def released_flows(bootstrap: str, topic: str) -> list[str]:
-    """source_event_id of every committed regional flow record (read_committed)."""
+def released_flows(bootstrap: str, topic: str, kind: str = "regional.flow") -> list[str]:
+    """source_event_id of every committed regional record of `kind` (read_committed)."""
     ids: list[str] = []
     for m in consume_all(bootstrap, topic):
         records = json.loads(m.value())["records"]
-        ids.extend(r["source_event_id"] for r in records if r["record_type"] == "regional.flow")
+        ids.extend(r["source_event_id"] for r in records if r["record_type"] == kind)
     return ids
 
 
@@ -131,6 +134,74 @@ def test_kill_9_mid_stream_then_restart(
         assert stop(second) == 0, log.read_text()[-3000:]
     assert_exactly_once(kafka_bootstrap, output, expected)
     assert "stats" in log.read_text()
+
+
+def test_kill_9_with_census_released_apart_from_flow_windows(
+    kafka_bootstrap: str,
+    site_code: str,
+    synthetic: SyntheticSite,
+    keystore: Any,
+    write_signed_policy: Callable[[dict[str, Any]], Path],
+    worker_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """The relay's layout (census on the capacity partition, flow events on the flow
+    partition, record_type headers): census snapshots go out ahead of the flow windows that
+    hold back the other partition. A kill -9 in the middle still loses and repeats nothing,
+    of either kind."""
+    topic = raw_topic(site_code)
+    create_topics(kafka_bootstrap, [topic], partitions=3)
+    patients = synthetic.patients(500)
+    flows = synthetic.flow_events(patients, 8_000)
+    census = [c for i in range(200) for c in synthetic.census(EVENT_START + timedelta(minutes=i))]
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 20})
+    pairs = [(c, CAPACITY_PARTITION) for c in census] + [(e, FLOW_PARTITION) for e in flows]
+    for record, partition in pairs:
+        producer.produce(
+            topic,
+            key=site_code.encode(),
+            value=record.encode(),
+            partition=partition,
+            headers=[(RECORD_TYPE_HEADER, record.record_type.encode())],
+        )
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    output = f"test.{site_code}.regional"
+    args = [
+        "--site", site_code,
+        "--policy", str(write_signed_policy(k1_policy_doc())),
+        "--keystore", str(keystore.path),
+        "--output-topic", output,
+        "--control-topic", f"test.{site_code}.control",
+        "--regional-deadletter-topic", f"test.{site_code}.deadletter",
+        "--batch", "500",
+        "--window-seconds", "2",
+        "--stats-interval", "2",
+        "--throttle", "1000",
+    ]  # fmt: skip
+    log = tmp_path / "worker.log"
+    first = start_worker(args, worker_env, log)
+    try:
+        wait_for(lambda: len(released_flows(kafka_bootstrap, output)) > 0, 90, "a flow window")
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    assert 0 < len(released_flows(kafka_bootstrap, output)) < len(flows), "not mid-stream"
+
+    second = start_worker(args, worker_env, log)
+    try:
+        wait_for(
+            lambda: len(released_flows(kafka_bootstrap, output)) >= len(flows)
+            and len(released_flows(kafka_bootstrap, output, "regional.census")) >= len(census),
+            180,
+            "the restarted worker to finish",
+        )
+    finally:
+        assert stop(second) == 0, log.read_text()[-3000:]
+    assert_exactly_once(kafka_bootstrap, output, {e.event_id for e in flows})
+    census_ids = released_flows(kafka_bootstrap, output, "regional.census")
+    # This policy sends census to regional operations only: each snapshot exactly once.
+    assert Counter(Counter(census_ids).values()) == {1: len(census)}
 
 
 @pytest.mark.slow
