@@ -1,4 +1,5 @@
-"""EDXL-HAVE XML keeps the HAVE structure and value lists; MeasureReports parse as FHIR R5."""
+"""The exports through the API: EDXL-HAVE 2.0 keeps the checked HAVE 2.0 structure, value lists
+and staleness rules; MeasureReports parse as FHIR R5."""
 
 from __future__ import annotations
 
@@ -15,23 +16,12 @@ from deid.contracts import UnitType
 from governance.roles import Role
 from hub.census.ingest import IngestBatch, SiteDirectory, envelope_into_batch
 from hub.census.services import census_ingest_batch
-from hub.exports import edxl_have
+from hub.registry.models import Directive
+from tests.hub.exports.have2_structure import NS, check_have_document
 from tests.hub.fixtures import Client
 from tests.hub.support import census, enrolled_site, seal
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
-
-NS = {"h": edxl_have.HAVE_NS}
-# Child order of a HAVE hospital element.
-HOSPITAL_ORDER = [
-    "Organization",
-    "EmergencyDepartmentStatus",
-    "HospitalBedCapacityStatus",
-    "ServiceCoverageStatus",
-    "HospitalFacilityStatus",
-    "HospitalResourcesStatus",
-    "LastUpdateTime",
-]
 
 
 def report(site: str, key: object, at: datetime) -> None:
@@ -72,39 +62,21 @@ def report(site: str, key: object, at: datetime) -> None:
     census_ingest_batch(batch=batch)
 
 
-def local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
+def by_site(root: ET.Element) -> dict[str | None, ET.Element]:
+    return {
+        f.findtext("have:facilityInformation/have:facilityID", namespaces=NS): f
+        for f in root.iterfind("have:facility", NS)
+    }
 
 
-def check_have_structure(root: ET.Element) -> None:
-    """The structure checks a HAVE consumer relies on (no official XSD offline)."""
-    assert local(root.tag) == "HospitalStatus"
-    assert root.tag.startswith(f"{{{edxl_have.HAVE_NS}}}")
-    assert len(root) >= 1
-    for hospital in root:
-        assert local(hospital.tag) == "Hospital"
-        names = [local(c.tag) for c in hospital]
-        assert names[0] == "Organization"
-        assert names[-1] == "LastUpdateTime"
-        assert names == sorted(names, key=HOSPITAL_ORDER.index)
-        datetime.fromisoformat(hospital.findtext("h:LastUpdateTime", namespaces=NS) or "")
-        for status in hospital.iterfind(
-            "h:EmergencyDepartmentStatus/h:EMSTraffic/h:EMSTrafficStatus", NS
-        ):
-            assert status.text in edxl_have.EMS_TRAFFIC
-        for status in hospital.iterfind(
-            "h:EmergencyDepartmentStatus/h:EMSAmbulanceStatus/h:EMSOffloadStatus", NS
-        ):
-            assert status.text in edxl_have.OFFLOAD
-        for bed in hospital.iterfind("h:HospitalBedCapacityStatus/h:BedCapacity", NS):
-            assert bed.findtext("h:BedType", namespaces=NS) in edxl_have.BED_TYPES
-            capacity = bed.find("h:Capacity", NS)
-            assert capacity is not None
-            for count in ("AvailableCount", "BaselineCount"):
-                text = capacity.findtext(f"h:{count}", namespaces=NS)
-                assert text is None or int(text) >= 0
-        for facility in hospital.iterfind("h:HospitalFacilityStatus/h:FacilityStatus", NS):
-            assert facility.text in edxl_have.FACILITY
+def services(facility: ET.Element) -> dict[str | None, ET.Element]:
+    return {
+        i.findtext("have:serviceTaxonomyKeyValue", namespaces=NS): i
+        for i in facility.iterfind("have:serviceList/have:serviceListItem", NS)
+    }
+
+
+TRAFFIC = "have:facilityInformation/have:emergencyDepartmentStatus/have:emsTraffic"
 
 
 def test_edxl_have_of_the_region(client_for: Client) -> None:
@@ -116,42 +88,66 @@ def test_edxl_have_of_the_region(client_for: Client) -> None:
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/xml")
     root = ET.fromstring(response.content)  # noqa: S314 - the hub's own export
-    check_have_structure(root)
-    by_id = {
-        h.findtext("h:Organization/h:OrganizationInformation/h:OrganizationID", namespaces=NS): h
-        for h in root
-    }
-    mine = by_id[fresh.site_code]
-    assert (
-        mine.findtext("h:Organization/h:OrganizationInformation/h:OrganizationName", namespaces=NS)
-        == "Fresh & <General> (synthetic)"
+    check_have_document(root)
+    facilities = by_site(root)
+    mine = facilities[fresh.site_code]
+    assert mine.findtext("have:facilityInformation/have:facilityName", namespaces=NS) == (
+        "Fresh & <General> (synthetic)"
     )
-    beds = {
-        b.findtext("h:BedType", namespaces=NS): b
-        for b in mine.iterfind("h:HospitalBedCapacityStatus/h:BedCapacity", NS)
-    }
-    assert beds["AdultICU"].findtext("h:Capacity/h:AvailableCount", namespaces=NS) == "3"
-    assert beds["AdultICU"].findtext("h:Capacity/h:BaselineCount", namespaces=NS) == "12"
-    assert beds["MedicalSurgical"].findtext("h:Capacity/h:CapacityStatus", namespaces=NS) == (
-        "NotAvailable"
+    beds = services(mine)
+    assert (
+        beds["AdultICU"].findtext("have:serviceBedCapacity/have:availableCount", namespaces=NS)
+        == "3"
     )
     assert (
-        mine.findtext(
-            "h:EmergencyDepartmentStatus/h:EMSAmbulanceStatus/h:EMSOffloadMinutes", namespaces=NS
+        beds["AdultICU"].findtext("have:serviceBedCapacity/have:baselineCount", namespaces=NS)
+        == "12"
+    )
+    assert beds["MedicalSurgical"].findtext(
+        "have:serviceStatus/have:isAvailable", namespaces=NS
+    ) == ("false")
+    assert (
+        beds["EmergencyDepartment"].findtext(
+            "have:serviceBedCapacity/have:availableCount", namespaces=NS
         )
-        == "18"
+        == "6"
     )
-    old = by_id[stale.site_code]
-    assert old.find("h:EmergencyDepartmentStatus/h:EMSTraffic/h:EMSTrafficStatus", NS) is None
-    assert "stale" in (
-        old.findtext("h:EmergencyDepartmentStatus/h:EMSTraffic/h:EMSTrafficReason", namespaces=NS)
-        or ""
+    ambulance = "have:facilityInformation/have:emergencyDepartmentStatus/have:emsAmbulanceStatus"
+    assert mine.findtext(f"{ambulance}/have:emsOffloadMinutes", namespaces=NS) == "18"
+    assert mine.findtext(f"{TRAFFIC}/have:emsTrafficStatus", namespaces=NS) in {
+        "Normal",
+        "Advisory",
+    }
+    assert mine.find("have:facilityColourStatus", NS) is not None
+    old = facilities[stale.site_code]
+    assert old.find(f"{TRAFFIC}/have:emsTrafficStatus", NS) is None
+    assert "stale" in (old.findtext(f"{TRAFFIC}/have:emsTrafficReason", namespaces=NS) or "")
+    assert old.find("have:facilityColourStatus", NS) is None
+    assert old.find(".//have:availableCount", NS) is None
+
+
+def test_an_accepted_diversion_shows_as_closed(client_for: Client) -> None:
+    hospital, key, _ = enrolled_site()
+    report(hospital.site_code, key, datetime.now(UTC))
+    Directive.objects.create(
+        hospital=hospital,
+        kind=Directive.Kind.DIVERSION,
+        payload={"ems_traffic": "Closed", "reason": "regional diversion decision"},
+        expires_at=timezone.now() + timedelta(minutes=30),
     )
-    assert old.find("h:HospitalFacilityStatus", NS) is None
-    assert (
-        old.find("h:HospitalBedCapacityStatus/h:BedCapacity/h:Capacity/h:AvailableCount", NS)
-        is None
+    root = ET.fromstring(  # noqa: S314 - the hub's own export
+        client_for(Role.REGIONAL_OPERATOR)
+        .get(f"/api/v1/exports/edxl-have/{hospital.site_code}/")
+        .content
     )
+    check_have_document(root)
+    mine = by_site(root)[hospital.site_code]
+    assert mine.findtext(f"{TRAFFIC}/have:emsTrafficStatus", namespaces=NS) == "Closed"
+    assert mine.findtext(f"{TRAFFIC}/have:emsTrafficReason", namespaces=NS) == (
+        "regional diversion decision"
+    )
+    colour = "have:facilityColourStatus/have:colourCodeDefault/edxl-ct:value"
+    assert mine.findtext(colour, namespaces=NS) == "red"
 
 
 def test_edxl_have_of_one_hospital_and_of_an_unknown_one(client_for: Client) -> None:
@@ -160,7 +156,9 @@ def test_edxl_have_of_one_hospital_and_of_an_unknown_one(client_for: Client) -> 
     operator = client_for(Role.REGIONAL_OPERATOR)
     one = operator.get(f"/api/v1/exports/edxl-have/{hospital.site_code}/")
     assert one.status_code == 200
-    assert len(ET.fromstring(one.content)) == 1  # noqa: S314 - the hub's own export
+    root = ET.fromstring(one.content)  # noqa: S314 - the hub's own export
+    check_have_document(root)
+    assert list(by_site(root)) == [hospital.site_code]
     assert operator.get("/api/v1/exports/edxl-have/NOPE/").status_code == 404
 
 
@@ -183,9 +181,5 @@ def test_executives_may_export_their_own_hospital_only(client_for: Client) -> No
     other, _, _ = enrolled_site()
     executive = client_for(Role.EXECUTIVE, mine)
     root = ET.fromstring(executive.get("/api/v1/exports/edxl-have/").content)  # noqa: S314
-    ids = [
-        h.findtext("h:Organization/h:OrganizationInformation/h:OrganizationID", namespaces=NS)
-        for h in root
-    ]
-    assert ids == [mine.site_code]
+    assert list(by_site(root)) == [mine.site_code]
     assert executive.get(f"/api/v1/exports/measure-report/{other.site_code}/").status_code == 404
