@@ -578,16 +578,9 @@ def _store_alerts(
     live = {row[1]: row for row in _live_alerts(region)}
     acknowledged = m.Alert.State.ACKNOWLEDGED.value
     open_state = m.Alert.State.OPEN.value
+    # key, raised_at, last_notified_at, condition, severity, acknowledged, escalation_level
     open_alerts = {
-        key: OpenAlert(
-            key=key,
-            raised_at=a[2],
-            last_notified_at=a[3],
-            condition=a[4],
-            severity=a[5],
-            acknowledged=a[6] == acknowledged,
-            escalation_level=a[7],
-        )
+        key: OpenAlert(key, a[2], a[3], a[4], a[5], a[6] == acknowledged, a[7])
         for key, a in live.items()
     }
     plan = plan_alerts(candidates, open_alerts, now, config.alerts)
