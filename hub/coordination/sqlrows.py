@@ -182,6 +182,9 @@ def _update_staged(
             f"COPY {qn(stage)} ({', '.join(qn(c) for c in names)}) FROM STDIN",
             zip(*values, strict=True),
         )
+        # The planner knows nothing of a table filled in this transaction: without its row
+        # count it may scan it once per row of the target (seconds for a few thousand).
+        cursor.execute(f"ANALYZE {qn(stage)} ({qn(names[0])})")
         cursor.execute(
             f"UPDATE {qn(table)} AS t SET {sets} FROM {qn(stage)} AS v "  # noqa: S608  # nosec B608
             f"WHERE t.{qn(names[0])} = v.{qn(names[0])}{guard}"
