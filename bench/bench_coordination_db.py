@@ -43,7 +43,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -448,9 +448,9 @@ def counting_queries(run: Run) -> Iterator[None]:
 
     copy = sqlrows._copy
 
-    def count_copy(*args: Any) -> None:  # COPY does not pass through execute wrappers
-        run.queries += 1
-        copy(*args)
+    def count_copy(cursor: Any, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        run.queries += 1  # COPY does not pass through execute wrappers
+        copy(cursor, sql, rows)
 
     sqlrows._copy = count_copy
     try:

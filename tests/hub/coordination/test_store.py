@@ -338,6 +338,7 @@ def test_update_rows_staged_or_not_write_the_same(
             only_if={"state": ["open"]},
             returning=True,
         )
+        assert isinstance(changed, list)
         assert sorted(changed) == pks[:3]
     rows = list(
         m.Alert.objects.filter(pk__in=pks)
