@@ -1,5 +1,5 @@
-"""Set-based writes for the region evaluation: one statement per kind of write, whatever the
-number of rows.
+"""Set-based writes for the region evaluation: a fixed number of statements per kind of
+write, whatever the number of rows.
 
 A national region stores thousands of rows a minute (every hospital's status, a
 load-balancing region's renewed advice, tens of thousands of live alerts). Django's
@@ -18,7 +18,8 @@ New rows of the size a cold or saturated minute stores (thousands of recommendat
 changes and alerts) go by ``COPY`` instead (``copy_insert``): their primary keys are drawn
 from the table's sequence first (one statement), then the rows stream to the server, which
 parses each value once (no document to parse and take apart again) while this process
-formats the next ones.
+formats the next ones. Updates of many rows (``STAGE_FROM``) go the same way into a
+temporary table, then one ``UPDATE … FROM`` it.
 
 Every name put into the statements comes from the model's metadata and every value is in
 the parameter or the COPY data: hence the ``noqa: S608``. Times travel as ISO 8601 text
@@ -202,25 +203,8 @@ def insert_rows(
     model: type[models.Model], columns: Mapping[str, Sequence[Any]], *, returning: bool = False
 ) -> list[int]:
     """Insert one row per position of the ``columns`` sequences (field name: values), in one
-    statement. With ``returning``, the new primary keys (in no promised order: see
-    ``insert_rows_keyed``)."""
-    return [pk for pk, _ in _insert(model, columns, returning, None)]
-
-
-def insert_rows_keyed(
-    model: type[models.Model], columns: Mapping[str, Sequence[Any]], by: str
-) -> list[tuple[int, Any]]:
-    """``insert_rows`` returning (primary key, value of field ``by``) per new row: ``by``
-    names each new row (a unique value among the rows inserted)."""
-    return _insert(model, columns, True, by)
-
-
-def _insert(
-    model: type[models.Model],
-    columns: Mapping[str, Sequence[Any]],
-    returning: bool,
-    by: str | None,
-) -> list[tuple[int, Any]]:
+    statement. With ``returning``, the new primary keys (in no promised order; the
+    evaluation's inserts use ``copy_insert``, whose keys follow the rows)."""
     lengths = {len(v) for v in columns.values()}
     if not columns or lengths == {0}:
         return []
@@ -228,15 +212,14 @@ def _insert(
     qn = connection.ops.quote_name
     names, select, document = _rows(model, columns)
     pk = model._meta.pk.column if model._meta.pk is not None else "id"
-    back = qn(pk) + (f", {qn(_column(model, by)[0])}" if by is not None else ", NULL")
     sql = (
         f"INSERT INTO {qn(table)} ({', '.join(qn(c) for c in names)}) "  # noqa: S608  # nosec B608
         f"SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS e"
-        + (f" RETURNING {back}" if returning else "")
+        + (f" RETURNING {qn(pk)}" if returning else "")
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [document])
-        return [(row[0], row[1]) for row in cursor.fetchall()] if returning else []
+        return [row[0] for row in cursor.fetchall()] if returning else []
 
 
 def copy_insert(model: type[models.Model], columns: Mapping[str, Sequence[Any]]) -> list[int]:
