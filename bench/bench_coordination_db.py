@@ -21,7 +21,8 @@ region's first evaluation: no statuses yet, every level is a change, every recom
 new) and *steady* (the following minutes: every unit's snapshot a minute newer, half the EDs
 one patient up or down). Each evaluation is timed wall-clock, with the CPU time of this
 process and of the PostgreSQL backend serving it (``/proc/<pid>/stat``, when the server is
-on this machine), the number of queries and a breakdown per stage. Two baselines measured in
+on this machine), the number of statements (queries and COPY streams) and a breakdown per
+stage. Two baselines measured in
 the same run: a plain SELECT of the region's live unit rows (the least any read of the
 census costs) and the rules alone on the inputs read (the ``rules`` stage).
 
@@ -42,7 +43,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -439,12 +440,24 @@ def delete_region(cursor: Any, region_id: int) -> None:
 def counting_queries(run: Run) -> Iterator[None]:
     from django.db import connection
 
+    from hub.coordination import sqlrows
+
     def count(execute: Callable[..., Any], sql: str, params: Any, many: bool, ctx: Any) -> Any:
         run.queries += 1
         return execute(sql, params, many, ctx)
 
-    with connection.execute_wrapper(count):
-        yield
+    copy = sqlrows._copy
+
+    def count_copy(cursor: Any, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        run.queries += 1  # COPY does not pass through execute wrappers
+        copy(cursor, sql, rows)
+
+    sqlrows._copy = count_copy
+    try:
+        with connection.execute_wrapper(count):
+            yield
+    finally:
+        sqlrows._copy = copy
 
 
 def evaluate(stages: Stages, region: Any, now: datetime) -> Run:

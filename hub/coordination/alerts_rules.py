@@ -13,6 +13,7 @@ condition does not raise it again (at most a reminder every ``renotify_minutes``
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,8 +55,10 @@ class AlertCandidate(NamedTuple):
     figures: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OpenAlert:
+class OpenAlert(NamedTuple):
+    """An alert still live, as the plan reads it (a named tuple: a saturated national region
+    has tens of thousands, read every minute)."""
+
     key: str
     raised_at: datetime
     last_notified_at: datetime
@@ -282,6 +285,12 @@ def escalation_level(raised_at: datetime, now: datetime, cfg: AlertConfig) -> in
     return sum(1 for m in cfg.escalation_minutes if age >= timedelta(minutes=m))
 
 
+def _escalation_cutoffs(now: datetime, cfg: AlertConfig) -> list[datetime]:
+    """The raising times at or before which an alert has earned each escalation step, oldest
+    first: ``escalation_level`` is the number of them at or after ``raised_at``."""
+    return sorted(now - timedelta(minutes=m) for m in cfg.escalation_minutes)
+
+
 def plan_alerts(
     candidates: Sequence[AlertCandidate],
     open_alerts: Mapping[str, OpenAlert],
@@ -290,27 +299,33 @@ def plan_alerts(
 ) -> AlertPlan:
     """De-duplicate against what is open, resolve what cleared, escalate what waits."""
     seen: dict[str, AlertCandidate] = {}
+    rank = _RANK.get
     for c in candidates:
         # One candidate per key per evaluation: the most severe wins.
         old = seen.get(c.key)
-        if old is None or _rank(c.severity) > _rank(old.severity):
+        if old is None or rank(c.severity, 0) > rank(old.severity, 0):
             seen[c.key] = c
     raise_new = tuple(c for k, c in seen.items() if k not in open_alerts)
     refresh = tuple(c for k, c in seen.items() if k in open_alerts)
     remind: list[str] = []
     resolve: list[str] = []
     escalate: list[tuple[str, int]] = []
-    renotify = timedelta(minutes=cfg.renotify_minutes)
+    # Compared as times, not ages: the same tests as ``now - t >= limit`` without a
+    # subtraction per alert.
+    notified_before = now - timedelta(minutes=cfg.renotify_minutes)
+    cutoffs = _escalation_cutoffs(now, cfg)
+    steps = len(cutoffs)
+    escalating = cfg.escalate_severities
     for key, a in open_alerts.items():
         if a.condition and key not in seen:
             resolve.append(key)
             continue
         if a.acknowledged:
             continue
-        if now - a.last_notified_at >= renotify:
+        if a.last_notified_at <= notified_before:
             remind.append(key)
-        if a.severity in cfg.escalate_severities:
-            lvl = escalation_level(a.raised_at, now, cfg)
+        if a.severity in escalating and a.escalation_level < steps:
+            lvl = steps - bisect_left(cutoffs, a.raised_at)
             if lvl > a.escalation_level:
                 escalate.append((key, lvl))
     return AlertPlan(
@@ -322,5 +337,4 @@ def plan_alerts(
     )
 
 
-def _rank(severity: str) -> int:
-    return {"info": 0, "warning": 1, "critical": 2}.get(severity, 0)
+_RANK = {"info": 0, "warning": 1, "critical": 2}

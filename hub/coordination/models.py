@@ -141,8 +141,13 @@ class DiversionRecommendation(models.Model):
         EXPIRED = "expired", "expired unanswered"
 
     region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: ``coord_rec_hosp_time`` starts with the hospital (every index is
+    # written for every new row, and a load-balancing region creates thousands at once).
     hospital = models.ForeignKey(
-        Hospital, on_delete=models.CASCADE, related_name="diversion_recommendations"
+        Hospital,
+        on_delete=models.CASCADE,
+        related_name="diversion_recommendations",
+        db_index=False,
     )
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.NORMAL)
     status = models.CharField(max_length=16, choices=DiversionStatus.choices)
@@ -266,9 +271,16 @@ class SurgeLevelChange(models.Model):
     """One change of OPEL level (a hospital's, or the region's when ``hospital`` is null), with
     the parameters that caused it and the checklist of the new level."""
 
-    region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="+")
+    # Neither has an index of its own: ``coord_surge_hosp_time`` and ``coord_surge_region_time``
+    # start with them (a region's first evaluation records a change per hospital).
+    region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="+", db_index=False)
     hospital = models.ForeignKey(
-        Hospital, null=True, blank=True, on_delete=models.CASCADE, related_name="surge_changes"
+        Hospital,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="surge_changes",
+        db_index=False,
     )
     from_level = models.PositiveSmallIntegerField(null=True, validators=LEVEL_VALIDATORS)
     to_level = models.PositiveSmallIntegerField(validators=LEVEL_VALIDATORS)
@@ -418,7 +430,9 @@ class Alert(models.Model):
         ACKNOWLEDGED = "acknowledged", "acknowledged"
         RESOLVED = "resolved", "resolved"
 
-    region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: ``coord_alert_open`` starts with the region (a saturated region's
+    # first evaluation raises tens of thousands of alerts, each written to every index).
+    region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="+", db_index=False)
     hospital = models.ForeignKey(
         Hospital, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )

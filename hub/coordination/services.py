@@ -305,7 +305,7 @@ def _store_statuses(
 
 def _insert_statuses(columns: list[tuple[Any, ...]], now: datetime) -> None:
     values = dict(zip(_STATUS_FIELDS, columns[1:], strict=True))
-    sqlrows.insert_rows(
+    sqlrows.copy_insert(
         m.HospitalStatus,
         {"hospital": columns[0], **values, "evaluated_at": [now] * len(columns[0])},
     )
@@ -471,7 +471,7 @@ def _store_recommendations(
     if new_rows:
         columns = list(zip(*new_rows, strict=True))
         n = len(new_rows)
-        created = sqlrows.insert_rows_keyed(
+        ids = sqlrows.copy_insert(
             model,
             {
                 "region": [region.pk] * n,
@@ -483,9 +483,8 @@ def _store_recommendations(
                 "created_at": [now] * n,
                 "renewed_at": [now] * n,
             },
-            by="hospital",
         )
-        for pk, hid in created:
+        for pk, hid in zip(ids, columns[0], strict=True):
             advice_after[pk] = new_advice[hid]
     if now_kept is not None:
         now_kept.advice = advice_after
@@ -510,7 +509,7 @@ def _store_surge(
     """Every level change with the parameters that caused it (one statement)."""
     if not changes:
         return
-    sqlrows.insert_rows(
+    sqlrows.copy_insert(
         m.SurgeLevelChange,
         {
             "region": [region.pk] * len(changes),
@@ -579,22 +578,15 @@ def _store_alerts(
     live = {row[1]: row for row in _live_alerts(region)}
     acknowledged = m.Alert.State.ACKNOWLEDGED.value
     open_state = m.Alert.State.OPEN.value
+    # key, raised_at, last_notified_at, condition, severity, acknowledged, escalation_level
     open_alerts = {
-        key: OpenAlert(
-            key=key,
-            raised_at=a[2],
-            last_notified_at=a[3],
-            condition=a[4],
-            severity=a[5],
-            acknowledged=a[6] == acknowledged,
-            escalation_level=a[7],
-        )
+        key: OpenAlert(key, a[2], a[3], a[4], a[5], a[6] == acknowledged, a[7])
         for key, a in live.items()
     }
     plan = plan_alerts(candidates, open_alerts, now, config.alerts)
     new = plan.raise_new
     n = len(new)
-    created = sqlrows.insert_rows_keyed(
+    created_ids = sqlrows.copy_insert(
         m.Alert,
         {
             "region": [region.pk] * n,
@@ -613,8 +605,8 @@ def _store_alerts(
             "acknowledge_note": [""] * n,
             "escalation_level": [0] * n,
         },
-        by="key",
     )
+    created = list(zip(created_ids, (c.key for c in new), strict=True))
     # Still true: seen now; title, message, figures and a raised severity written only
     # where they changed (most of a saturated region's alerts say the same every minute),
     # compared with the words the last evaluation kept, or read.

@@ -1,5 +1,5 @@
-"""Set-based writes for the region evaluation: one statement per kind of write, whatever the
-number of rows.
+"""Set-based writes for the region evaluation: a fixed number of statements per kind of
+write, whatever the number of rows.
 
 A national region stores thousands of rows a minute (every hospital's status, a
 load-balancing region's renewed advice, tens of thousands of live alerts). Django's
@@ -14,9 +14,16 @@ in Python by the client-side binding Django uses), which PostgreSQL parses once 
     FROM jsonb_array_elements(%s::jsonb) AS e) AS v WHERE t.id = v.id
     INSERT INTO t (a, …) SELECT (e->>0)::text, … FROM jsonb_array_elements(%s::jsonb) AS e
 
+New rows of the size a cold or saturated minute stores (thousands of recommendations, surge
+changes and alerts) go by ``COPY`` instead (``copy_insert``): their primary keys are drawn
+from the table's sequence first (one statement), then the rows stream to the server, which
+parses each value once (no document to parse and take apart again) while this process
+formats the next ones. Updates of many rows (``STAGE_FROM``) go the same way into a
+temporary table, then one ``UPDATE … FROM`` it.
+
 Every name put into the statements comes from the model's metadata and every value is in
-the parameter: hence the ``noqa: S608``. Times travel as ISO 8601 text (exact to the
-microsecond), floats as their shortest exact text. Only for the writes of
+the parameter or the COPY data: hence the ``noqa: S608``. Times travel as ISO 8601 text
+(exact to the microsecond), floats as their shortest exact text. Only for the writes of
 ``services.region_evaluate``: models with no per-row save logic (no ``auto_now``, no
 signals, no JSON encoder of their own).
 """
@@ -25,11 +32,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 
 
 def _column(model: type[models.Model], name: str) -> tuple[str, str]:
@@ -118,6 +125,8 @@ def update_rows(
     number of rows updated, or with ``returning`` their keys."""
     if not keys:
         return [] if returning else 0
+    if len(keys) >= STAGE_FROM:
+        return _update_staged(model, key, keys, columns, only_if, returning)
     table = model._meta.db_table
     key_column, _ = _column(model, key)
     qn = connection.ops.quote_name
@@ -137,29 +146,65 @@ def update_rows(
         return int(cursor.rowcount)
 
 
+# From this many rows, ``update_rows`` stages them by COPY (three more round trips, but no
+# document to parse and take apart: a load-balancing region renews thousands of a few kB).
+STAGE_FROM = 500
+
+
+def _update_staged(
+    model: type[models.Model],
+    key: str,
+    keys: Sequence[Any],
+    columns: Mapping[str, Sequence[Any]],
+    only_if: Mapping[str, Sequence[Any]] | None,
+    returning: bool,
+) -> int | list[int]:
+    """``update_rows`` through a temporary table of the target's columns (no constraints;
+    dropped at commit, emptied after each use): the rows go in by COPY, then one
+    ``UPDATE … FROM`` it."""
+    table = model._meta.db_table
+    stage = f"_stage_{table}"
+    qn = connection.ops.quote_name
+    names: list[str] = []
+    values: list[Sequence[Any]] = []
+    for name, vals in {key: keys, **columns}.items():
+        column, db_type = _column(model, name)
+        names.append(column)
+        values.append([_json_text(v) for v in vals] if db_type == "jsonb" else vals)
+    sets = ", ".join(f"{qn(c)} = v.{qn(c)}" for c in names[1:])
+    guard, params = _guard(model, only_if, "t.")
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {qn(stage)} ON COMMIT DROP AS "  # noqa: S608  # nosec B608
+            f"SELECT * FROM {qn(table)} WITH NO DATA"
+        )
+        _copy(
+            cursor.cursor,
+            f"COPY {qn(stage)} ({', '.join(qn(c) for c in names)}) FROM STDIN",
+            zip(*values, strict=True),
+        )
+        # The planner knows nothing of a table filled in this transaction: without its row
+        # count it may scan it once per row of the target (seconds for a few thousand).
+        cursor.execute(f"ANALYZE {qn(stage)} ({qn(names[0])})")
+        cursor.execute(
+            f"UPDATE {qn(table)} AS t SET {sets} FROM {qn(stage)} AS v "  # noqa: S608  # nosec B608
+            f"WHERE t.{qn(names[0])} = v.{qn(names[0])}{guard}"
+            + (f" RETURNING t.{qn(names[0])}" if returning else ""),
+            params,
+        )
+        result: int | list[int] = (
+            [row[0] for row in cursor.fetchall()] if returning else int(cursor.rowcount)
+        )
+        cursor.execute(f"TRUNCATE {qn(stage)}")
+    return result
+
+
 def insert_rows(
     model: type[models.Model], columns: Mapping[str, Sequence[Any]], *, returning: bool = False
 ) -> list[int]:
     """Insert one row per position of the ``columns`` sequences (field name: values), in one
-    statement. With ``returning``, the new primary keys (in no promised order: see
-    ``insert_rows_keyed``)."""
-    return [pk for pk, _ in _insert(model, columns, returning, None)]
-
-
-def insert_rows_keyed(
-    model: type[models.Model], columns: Mapping[str, Sequence[Any]], by: str
-) -> list[tuple[int, Any]]:
-    """``insert_rows`` returning (primary key, value of field ``by``) per new row: ``by``
-    names each new row (a unique value among the rows inserted)."""
-    return _insert(model, columns, True, by)
-
-
-def _insert(
-    model: type[models.Model],
-    columns: Mapping[str, Sequence[Any]],
-    returning: bool,
-    by: str | None,
-) -> list[tuple[int, Any]]:
+    statement. With ``returning``, the new primary keys (in no promised order; the
+    evaluation's inserts use ``copy_insert``, whose keys follow the rows)."""
     lengths = {len(v) for v in columns.values()}
     if not columns or lengths == {0}:
         return []
@@ -167,15 +212,61 @@ def _insert(
     qn = connection.ops.quote_name
     names, select, document = _rows(model, columns)
     pk = model._meta.pk.column if model._meta.pk is not None else "id"
-    back = qn(pk) + (f", {qn(_column(model, by)[0])}" if by is not None else ", NULL")
     sql = (
         f"INSERT INTO {qn(table)} ({', '.join(qn(c) for c in names)}) "  # noqa: S608  # nosec B608
         f"SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS e"
-        + (f" RETURNING {back}" if returning else "")
+        + (f" RETURNING {qn(pk)}" if returning else "")
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [document])
-        return [(row[0], row[1]) for row in cursor.fetchall()] if returning else []
+        return [row[0] for row in cursor.fetchall()] if returning else []
+
+
+def copy_insert(model: type[models.Model], columns: Mapping[str, Sequence[Any]]) -> list[int]:
+    """Insert one row per position of the ``columns`` sequences (field name: values) by
+    ``COPY``, in one round trip for the keys and one stream for the rows. Returns the new
+    rows' primary keys in the order of the rows. Values as ``insert_rows`` takes them
+    (JSON fields as Python values, ``None`` for SQL NULL)."""
+    lengths = {len(v) for v in columns.values()}
+    if not columns or lengths == {0}:
+        return []
+    if len(lengths) != 1:
+        raise ValueError("columns of different lengths")
+    (n,) = lengths
+    table = model._meta.db_table
+    pk = model._meta.pk.column if model._meta.pk is not None else "id"
+    qn = connection.ops.quote_name
+    names = [pk]
+    values: list[Sequence[Any]] = []
+    for name, vals in columns.items():
+        column, db_type = _column(model, name)
+        names.append(column)
+        values.append([_json_text(v) for v in vals] if db_type == "jsonb" else vals)
+    sql = f"COPY {qn(table)} ({', '.join(qn(c) for c in names)}) FROM STDIN"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [table, pk, n],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        _copy(cursor.cursor, sql, zip(ids, *values, strict=True))
+    return ids
+
+
+def _json_text(value: Any) -> str | None:
+    """A JSON field's value as the text COPY sends (``None``: SQL NULL, as ``insert_rows``
+    stores a JSON null)."""
+    if value is None:
+        return None
+    return json.dumps(value, default=_plain, separators=(",", ":"))
+
+
+def _copy(cursor: Any, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Stream ``rows`` by ``COPY … FROM STDIN`` (one statement; a seam for counting)."""
+    with cursor.copy(sql) as copy:
+        write = copy.write_row
+        for row in rows:
+            write(row)
 
 
 def set_where_in(

@@ -3,7 +3,9 @@ that de-duplicates, resolves, reminds and escalates."""
 
 from __future__ import annotations
 
-from hub.coordination.alerts_rules import AlertCandidate, OpenAlert, plan_alerts
+from datetime import timedelta
+
+from hub.coordination.alerts_rules import AlertCandidate, OpenAlert, escalation_level, plan_alerts
 from hub.coordination.config import AlertConfig, ForecastRule, ThresholdRule
 from hub.coordination.region import NO_PRIORS, evaluate_region
 from hub.coordination.state import Forecast, ForecastPoint
@@ -158,3 +160,26 @@ def test_a_long_open_unacknowledged_alert_is_sent_again_as_a_reminder() -> None:
     open_alerts = {"a": _open("a", 300, notified=241), "b": _open("b", 300, notified=100)}
     plan = plan_alerts([_candidate("a"), _candidate("b")], open_alerts, NOW, ALERTS)
     assert plan.remind == ("a",)
+
+
+def test_the_plan_escalates_and_reminds_exactly_at_the_limits() -> None:
+    """The plan compares raising and notification times with cut-offs; the same decisions
+    as the ages: ``escalation_level`` and ``now - last_notified >= renotify``, at every
+    minute around the limits (and a second either side)."""
+    limits = sorted({*ALERTS.escalation_minutes, ALERTS.renotify_minutes})
+    ages = sorted({a + d for m in limits for a in (m - 1, m, m + 1) for d in (-1 / 60, 0, 1 / 60)})
+    open_alerts = {
+        f"k{i}": _open(f"k{i}", age, age, severity="critical") for i, age in enumerate(ages)
+    }
+    plan = plan_alerts([_candidate(k) for k in open_alerts], open_alerts, NOW, ALERTS)
+    escalated = dict(plan.escalate)
+    for key, a in open_alerts.items():
+        expected = escalation_level(a.raised_at, NOW, ALERTS)
+        assert escalated.get(key, 0) == expected, (key, NOW - a.raised_at)
+        assert (key in plan.remind) == (NOW - a.last_notified_at >= _renotify()), key
+    assert escalated  # the limits were crossed somewhere
+    assert plan.remind
+
+
+def _renotify() -> timedelta:
+    return timedelta(minutes=ALERTS.renotify_minutes)

@@ -267,3 +267,88 @@ def test_forecasts_of_several_units_sum_as_before(seed: int) -> None:
 
     units = [[point() for _ in range(rng.randint(0, 7))] for _ in range(rng.randint(2, 4))]
     assert inputs._summed_forecasts(units) == _summed_reference(units)
+
+
+def _alert_columns(w: World, n: int, now: Any) -> dict[str, list[Any]]:
+    return {
+        "region": [w.region.pk] * n,
+        "hospital": [w.h.hospital.pk if i % 2 else None for i in range(n)],
+        "key": [f"k{i}" for i in range(n)],
+        "kind": ["threshold"] * n,
+        "severity": ["warning"] * n,
+        "title": [f"t{i}\ttab\\ and ‘quotes’" for i in range(n)],
+        "message": ["line\nbreak"] * n,
+        "figures": [{"a": [1, None], "b": "é", "i": i, "f": 0.1 + i} for i in range(n)],
+        "condition": [bool(i % 2) for i in range(n)],
+        "state": ["open"] * n,
+        "raised_at": [now + timedelta(microseconds=i) for i in range(n)],
+        "last_seen_at": [now] * n,
+        "last_notified_at": [now] * n,
+        "acknowledge_note": [""] * n,
+        "escalation_level": [i % 3 for i in range(n)],
+    }
+
+
+def test_copy_insert_stores_what_the_document_insert_stores(w: World) -> None:
+    now = timezone.now()
+    columns = _alert_columns(w, 5, now)
+    by_copy = sqlrows.copy_insert(m.Alert, columns)
+    by_doc = sqlrows.insert_rows(
+        m.Alert, {**columns, "key": [f"d{i}" for i in range(5)]}, returning=True
+    )
+    assert len(by_copy) == 5
+    assert by_copy == sorted(by_copy)  # keys in the order of the rows
+    fields = ("hospital_id", "title", "message", "figures", "condition", "raised_at")
+    copied = [m.Alert.objects.values_list(*fields).get(pk=pk) for pk in by_copy]
+    documented = [m.Alert.objects.values_list(*fields).get(pk=pk) for pk in sorted(by_doc)]
+    assert copied == documented
+    assert copied[1] == (
+        w.h.hospital.pk,
+        "t1\ttab\\ and ‘quotes’",
+        "line\nbreak",
+        {"a": [1, None], "b": "é", "i": 1, "f": 1.1},
+        True,
+        now + timedelta(microseconds=1),
+    )
+    assert sqlrows.copy_insert(m.Alert, {"key": []}) == []
+
+
+@pytest.mark.parametrize("stage_from", [1, 10_000])
+def test_update_rows_staged_or_not_write_the_same(
+    w: World, monkeypatch: pytest.MonkeyPatch, stage_from: int
+) -> None:
+    """From ``STAGE_FROM`` rows the update goes through a COPY-filled temporary table: the
+    same rows changed, the same values, the same guard and keys returned."""
+    monkeypatch.setattr(sqlrows, "STAGE_FROM", stage_from)
+    now = timezone.now()
+    pks = sqlrows.copy_insert(m.Alert, _alert_columns(w, 4, now))
+    m.Alert.objects.filter(pk=pks[3]).update(state="acknowledged")
+    later = now + timedelta(minutes=5)
+    for _ in range(2):  # twice in one transaction: the staging table is reused, emptied
+        changed = sqlrows.update_rows(
+            m.Alert,
+            "id",
+            pks,
+            {
+                "figures": [{"n": i} for i in range(4)],
+                "title": ["new"] * 4,
+                "last_seen_at": [later] * 4,
+                "severity": ["critical", "warning", "info", "critical"],
+            },
+            only_if={"state": ["open"]},
+            returning=True,
+        )
+        assert isinstance(changed, list)
+        assert sorted(changed) == pks[:3]
+    rows = list(
+        m.Alert.objects.filter(pk__in=pks)
+        .order_by("pk")
+        .values_list("figures", "title", "last_seen_at", "severity")
+    )
+    assert rows[:3] == [
+        ({"n": 0}, "new", later, "critical"),
+        ({"n": 1}, "new", later, "warning"),
+        ({"n": 2}, "new", later, "info"),
+    ]
+    assert rows[3][1] == "t3\ttab\\ and ‘quotes’"  # acknowledged meanwhile: left alone
+    assert sqlrows.update_rows(m.Alert, "id", pks[:1], {"title": ["again"]}) == 1
