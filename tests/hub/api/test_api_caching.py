@@ -8,6 +8,7 @@ very next request must see the change. Query counts pin what a warm request cost
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from types import SimpleNamespace
@@ -21,7 +22,7 @@ from rest_framework.test import APIClient
 
 from governance import versions
 from governance.access import assign_role, grant_hospital, revoke_hospital, revoke_role
-from governance.models import AuditEvent
+from governance.models import AuditEvent, PolicyStatus, SharingPolicy
 from governance.roles import Role
 from hub.api import live_cache
 from hub.api import serializers as s
@@ -144,6 +145,55 @@ def test_a_directive_shows_in_the_live_answer_and_the_site_poll_at_once(
     body = {"agent_version": "1", "feeds": [], "policy_version": 1, "outbox_backlog": 0}
     beat = site.post("/api/v1/site/heartbeat/", body, format="json").json()
     assert beat["pending_directives"] == 1
+
+
+def test_a_policy_scheduled_ahead_is_served_once_its_time_comes(
+    agent_client: AgentClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hospital, _, credential = enrolled_site()
+    site = agent_client(credential)
+    start = timezone.now()
+    SharingPolicy.objects.create(
+        hospital_id=hospital.pk,
+        site_code=hospital.site_code,
+        version=1,
+        document={},
+        status=PolicyStatus.PUBLISHED,
+        effective_at=start - timedelta(days=1),
+        signed=b"v1",
+    )
+    SharingPolicy.objects.create(
+        hospital_id=hospital.pk,
+        site_code=hospital.site_code,
+        version=2,
+        document={},
+        status=PolicyStatus.PUBLISHED,
+        effective_at=start + timedelta(minutes=5),
+        signed=b"v2",
+    )
+    for _ in range(2):  # the second answer is the shared one
+        assert site.get("/api/v1/site/policy/").json()["version"] == 1
+    # No write in between: only the clock moves past version 2's effective time.
+    later = start + timedelta(minutes=5, seconds=1)
+    monkeypatch.setattr(live_cache.timezone, "now", lambda: later)  # django.utils.timezone
+    assert site.get("/api/v1/site/policy/").json()["version"] == 2
+
+
+def test_pending_directives_are_not_rebuilt_as_the_clock_moves(
+    agent_client: AgentClient,
+    django_assert_num_queries: DjangoAssertNumQueries,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hospital, _, credential = enrolled_site()
+    site = agent_client(credential)
+    services.directive_issue(hospital=hospital, kind="notice", payload={}, issued_by=None)
+    assert len(site.get("/api/v1/site/directives/").json()) == 1
+    # A minute on (as long as a shared answer may live): served without a query but the
+    # audit insert.
+    monkeypatch.setattr(live_cache, "monotonic", lambda: time.monotonic() + 59)
+    monkeypatch.setattr(live_cache, "time", SimpleNamespace(time=lambda: time.time() + 59))
+    with django_assert_num_queries(1):
+        assert len(site.get("/api/v1/site/directives/").json()) == 1
 
 
 def test_a_live_answer_is_never_served_to_another_scope() -> None:
