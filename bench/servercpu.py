@@ -75,6 +75,11 @@ class Meter:
             self._sample()
 
     def start(self) -> None:
+        # A meter is started once per run (the baseline, then the mix): nothing of the
+        # previous run may count, and the sampling thread must run again.
+        self._stop.clear()
+        self._pg_first.clear()
+        self._pg_last.clear()
         self._started = False
         self._sample()
         self._started = True
