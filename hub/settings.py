@@ -68,7 +68,7 @@ MIDDLEWARE = [
     # First: times the whole stack and binds the request id to every log line of the request.
     "hub.observability.web.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "hub.web.csp.CSPMiddleware",  # django-csp, the site-wide header built once
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
