@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
 from django.test import Client as DjangoClient
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries
@@ -108,6 +109,36 @@ def test_a_deactivated_user_is_signed_out_on_the_very_next_request() -> None:
     user.is_active = False  # type: ignore[attr-defined]
     user.save()  # type: ignore[attr-defined]
     assert client.get("/api/v1/live/").status_code in (401, 403)
+
+
+def test_a_deleted_session_is_signed_out_on_the_very_next_request() -> None:
+    client, _ = session_client()
+    for _ in range(2):  # the second request reads the memoised session row
+        assert client.get("/api/v1/live/").status_code == 200
+    Session.objects.filter(session_key=client.cookies["sessionid"].value).delete()
+    assert client.get("/api/v1/live/").status_code == 403
+
+
+def test_a_session_past_its_expiry_is_not_served_from_the_memo(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, _ = session_client()
+    for _ in range(2):
+        assert client.get("/api/v1/live/").status_code == 200
+    row = Session.objects.get(session_key=client.cookies["sessionid"].value)
+    later = row.expire_date + timedelta(seconds=1)
+    monkeypatch.setattr(timezone, "now", lambda: later)  # no write: only the clock moves
+    assert client.get("/api/v1/live/").status_code == 403
+
+
+def test_a_session_ended_by_logout_in_another_client_is_refused() -> None:
+    client, _ = session_client()
+    assert client.get("/api/v1/live/").status_code == 200
+    other = DjangoClient()
+    other.cookies["sessionid"] = client.cookies["sessionid"].value
+    assert other.get("/api/v1/live/").status_code == 200  # the same session, memoised
+    client.logout()
+    assert other.get("/api/v1/live/").status_code == 403
 
 
 def test_a_live_answer_follows_every_ingested_batch() -> None:
@@ -278,7 +309,7 @@ def test_history_rows_are_the_serializers_and_audited_by_event_id() -> None:
     assert event.object_ids == [r["event_id"] for r in expected[:4]]
 
 
-def test_warm_requests_cost_the_session_and_the_audit_insert_only(
+def test_warm_requests_cost_the_audit_insert_only(
     agent_client: AgentClient,
     django_assert_num_queries: DjangoAssertNumQueries,
     monkeypatch: pytest.MonkeyPatch,
@@ -291,10 +322,10 @@ def test_warm_requests_cost_the_session_and_the_audit_insert_only(
     site = agent_client(credential)
     live = f"/api/v1/live/hospitals/{hospital.site_code}/"
     calls: list[tuple[int, Callable[[], object]]] = [
-        # The session row and the audit insert (the state versions come from Redis).
-        (2, lambda: client.get(live)),
-        (2, lambda: client.get("/api/v1/live/")),
-        (2, lambda: client.get(f"/api/v1/hospitals/?region={hospital.region.code}")),
+        # The audit insert (the state versions, the session's among them, come from Redis).
+        (1, lambda: client.get(live)),
+        (1, lambda: client.get("/api/v1/live/")),
+        (1, lambda: client.get(f"/api/v1/hospitals/?region={hospital.region.code}")),
         # A bearer credential: no session; the audit insert.
         (1, lambda: site.get("/api/v1/site/policy/")),
         (1, lambda: site.get("/api/v1/site/directives/")),
