@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -176,10 +177,19 @@ def run(
     """One constant-rate run; its results per endpoint and the server CPU it cost."""
     names = vegeta.write_targets(tmp / f"{mix}.targets", targets(host, fx, mix))
     meter.start()
+    before = _children_cpu()
     results = vegeta.attack(binary, tmp / f"{mix}.targets", rate, seconds, tmp / mix)
+    meter.generator = _children_cpu() - before  # vegeta, waited for by attack()
     meter.stop()
     by, _ = vegeta.read(binary, results, names)
     return by, meter.total
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's waited-for children (the load generator's share of the
+    same cores: it is not the server's, but it is not free either)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -242,6 +252,7 @@ def main() -> int:
             base, base_cpu = run(binary, host, fx, "baseline", args.rps, base_seconds, tmp, meter)
         rows, cpu = run(binary, host, fx, "mix", args.rps, args.duration, tmp, meter)
         parts = (meter.web, meter.pg, meter.redis)
+        generator = meter.generator
         load1 = os.getloadavg()[0]
     finally:
         hubrun.stop_all()
@@ -265,6 +276,10 @@ def main() -> int:
         f"{'server CPU per request':<26} {cpu_ms:.2f} ms{base_text}: web {web_ms:.2f}"
         f" + PostgreSQL {pg_ms:.2f} + Redis {redis_ms:.2f} ms;"
         f" {cpu / args.duration:.2f} cores at this rate; load average {load0:.1f} -> {load1:.1f}"
+    )
+    print(
+        f"{'load generator CPU':<26} {generator / max(n, 1) * 1e3:.2f} ms a request (vegeta;"
+        f" {generator / args.duration:.2f} cores, on the same machine)"
     )
     errors = agg.failed
     if errors:

@@ -64,6 +64,7 @@ class Meter:
         self._pg_first: dict[int, float] = {}
         self._pg_last: dict[int, float] = {}
         self.web = self.pg = self.redis = 0.0
+        self.generator = 0.0  # the load generator's CPU, when the caller measures it
 
     def _sample(self) -> None:
         for pid, cpu in pg_backends(self.database).items():
