@@ -6,10 +6,11 @@
 
 Goal (issue #5): 500 requests/s for 10 minutes, p99 under 250 ms and no errors.
 
-What runs: the hub as the demo runs it (gunicorn hub.wsgi, real PostgreSQL and Redis) on a
-free port in 18700-18799 (``--ports``), and vegeta v12.13.0 (``bench/vegeta.py``; installed
-on demand into ``.local/go/bin`` with the Go toolchain) as the load generator: native,
-open-model, a constant rate whatever the answers take (no coordinated omission). Before that,
+What runs: the hub as the demo runs it (granian serving hub.wsgi, real PostgreSQL and Redis;
+``--server gunicorn`` for comparison) on a free port in 18700-18799 (``--ports``), and
+vegeta v12.13.0 (``bench/vegeta.py``; installed on demand into ``.local/go/bin`` with the
+Go toolchain) as the load generator: native, open-model, a constant rate whatever the
+answers take (no coordinated omission). Before that,
 in this database: ``--hospitals`` synthetic hospitals (the demo's 6 by default; an ED and six
 wards each; site codes ``LOD001``..; deactivated again at the end), ``--hours`` of one-minute
 census snapshots for every unit signed and ingested through the real ingest path
@@ -28,7 +29,7 @@ Pacing: vegeta sends ``--rps`` requests a second at evenly spaced moments for th
 its scheduled send, and one that gets no answer within 30 s counts as an error. The achieved
 rate printed counts the 2xx answers.
 
-Server CPU per request (``bench/servercpu.py``): the gunicorn process group, the PostgreSQL
+Server CPU per request (``bench/servercpu.py``): the web server's process group, the PostgreSQL
 backends of this database and the Redis server, from /proc and Redis ``INFO cpu``.
 
 Baseline (same run, same rate, before the mix): ``GET /healthz`` — the same server, middleware
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -175,10 +177,19 @@ def run(
     """One constant-rate run; its results per endpoint and the server CPU it cost."""
     names = vegeta.write_targets(tmp / f"{mix}.targets", targets(host, fx, mix))
     meter.start()
+    before = _children_cpu()
     results = vegeta.attack(binary, tmp / f"{mix}.targets", rate, seconds, tmp / mix)
+    meter.generator = _children_cpu() - before  # vegeta, waited for by attack()
     meter.stop()
     by, _ = vegeta.read(binary, results, names)
     return by, meter.total
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's waited-for children (the load generator's share of the
+    same cores: it is not the server's, but it is not free either)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -194,6 +205,12 @@ def main() -> int:
     ap.add_argument("--tag", default="h6-load")
     ap.add_argument("--workers", type=int, default=hubrun.WEB_WORKERS)
     ap.add_argument("--threads", type=int, default=hubrun.WEB_THREADS)
+    ap.add_argument(
+        "--server",
+        choices=("granian", "gunicorn"),
+        default=hubrun.WEB_SERVER,
+        help="the web server (the demo's is granian; gunicorn for comparison)",
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip the /healthz run")
     ap.add_argument(
         "--ports", default=f"{PORTS[0]}-{PORTS[1]}", help="TCP port range the hub may use"
@@ -208,7 +225,8 @@ def main() -> int:
     print(
         f"{args.rps:.0f} requests/s offered for {args.duration} s (vegeta {vegeta.VERSION}, "
         f"constant rate); baseline {base_seconds} s; {args.hospitals} hospitals; web "
-        f"{args.workers} workers x {args.threads} threads; {os.cpu_count()} CPUs; files in {tmp}"
+        f"{args.server}, {args.workers} workers x {args.threads} threads; {os.cpu_count()} CPUs; "
+        f"files in {tmp}"
     )
     from django.conf import settings
     from django.db import connection
@@ -219,7 +237,7 @@ def main() -> int:
         connection.close()  # the bench's own backend stays out of the server's CPU
         low, _, high = args.ports.partition("-")
         port = hubrun.free_port(int(low), int(high or low))
-        hubrun.start_web(port, tmp, workers=args.workers, threads=args.threads)
+        hubrun.start_web(port, tmp, workers=args.workers, threads=args.threads, server=args.server)
         host = f"http://127.0.0.1:{port}"
         web = next(pid for pid, name in hubrun.children().items() if name == "web")
         meter = servercpu.Meter(web, database)
@@ -234,6 +252,7 @@ def main() -> int:
             base, base_cpu = run(binary, host, fx, "baseline", args.rps, base_seconds, tmp, meter)
         rows, cpu = run(binary, host, fx, "mix", args.rps, args.duration, tmp, meter)
         parts = (meter.web, meter.pg, meter.redis)
+        generator = meter.generator
         load1 = os.getloadavg()[0]
     finally:
         hubrun.stop_all()
@@ -257,6 +276,10 @@ def main() -> int:
         f"{'server CPU per request':<26} {cpu_ms:.2f} ms{base_text}: web {web_ms:.2f}"
         f" + PostgreSQL {pg_ms:.2f} + Redis {redis_ms:.2f} ms;"
         f" {cpu / args.duration:.2f} cores at this rate; load average {load0:.1f} -> {load1:.1f}"
+    )
+    print(
+        f"{'load generator CPU':<26} {generator / max(n, 1) * 1e3:.2f} ms a request (vegeta;"
+        f" {generator / args.duration:.2f} cores, on the same machine)"
     )
     errors = agg.failed
     if errors:

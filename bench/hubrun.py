@@ -27,9 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# The web server as the demo starts it (scripts/demo starts the same): 4 single-threaded (sync)
-# workers. 2 workers x 4 threads (gthread) served 100 mixed requests/s with p50 4.4 s while
-# using 0.85 of a core (threads queue on the GIL); 4 x 1 served them with p50 12 ms, p99 163 ms.
+# The web server as the demo starts it (scripts/demo starts the same): granian, 4 worker
+# processes, each running the WSGI app on one thread. Its HTTP handling is native (Rust) and
+# keeps connections alive, where gunicorn's sync workers parse in Python and close every
+# connection after one request: /healthz cost 0.69 ms of server CPU a request against 1.21
+# ms (docs/hub.md, "API load"). Threads share a GIL: 2 workers x 4 gthread threads served
+# 100 mixed requests/s with p50 4.4 s; one thread a process avoids that.
+WEB_SERVER = "granian"
 WEB_WORKERS = 4
 WEB_THREADS = 1
 
@@ -142,33 +146,54 @@ def wait_http(url: str, timeout: float = 90.0) -> None:
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
-def start_web(
-    port: int, log_dir: Path, workers: int = WEB_WORKERS, threads: int = WEB_THREADS
-) -> None:
-    """The hub as scripts/demo runs it: gunicorn hub.wsgi, 4 sync workers (``WEB_WORKERS``)."""
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    start(
-        "web",
-        [
-            gunicorn,
+def web_command(
+    port: int,
+    workers: int = WEB_WORKERS,
+    threads: int = WEB_THREADS,
+    server: str = WEB_SERVER,
+    host: str = "127.0.0.1",
+) -> list[str]:
+    """The command that serves hub.wsgi on ``port``: granian (the demo's) or gunicorn (sync
+    workers when ``threads`` is 1, gthread otherwise; kept for comparison)."""
+    bindir = Path(sys.executable).parent
+    if server == "granian":
+        return [
+            str(bindir / "granian"),
+            "--interface", "wsgi",
+            "--host", host,
+            "--port", str(port),
+            "--workers", str(workers),
+            "--blocking-threads", str(threads),
+            "--runtime-threads", "1",
+            "--no-ws",
+            "--workers-kill-timeout", "20",
+            "hub.wsgi:application",
+        ]  # fmt: skip
+    if server == "gunicorn":
+        return [
+            str(bindir / "gunicorn"),
             "hub.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--graceful-timeout",
-            "20",
+            "--bind", f"{host}:{port}",
+            "--workers", str(workers),
+            "--threads", str(threads),
+            "--graceful-timeout", "20",
             # Idle keep-alive connections are closed by the client, not the server: with
-            # gunicorn's 2 s default a POST sent on a connection the server is closing at that
-            # moment fails with a reset (a GET is retried by the client), one in a few
-            # thousand requests at low rates.
-            "--keep-alive",
-            "75",
-        ],
-        log_dir,
-    )
+            # gunicorn's 2 s default a POST sent on a connection the server is closing at
+            # that moment fails with a reset, one in a few thousand requests at low rates.
+            "--keep-alive", "75",
+        ]  # fmt: skip
+    raise ValueError(f"unknown web server {server!r} (granian or gunicorn)")
+
+
+def start_web(
+    port: int,
+    log_dir: Path,
+    workers: int = WEB_WORKERS,
+    threads: int = WEB_THREADS,
+    server: str = WEB_SERVER,
+) -> None:
+    """The hub as scripts/demo runs it (``web_command``), once it answers /healthz."""
+    start("web", web_command(port, workers, threads, server), log_dir)
     wait_http(f"http://127.0.0.1:{port}/healthz")
 
 

@@ -64,6 +64,7 @@ class Meter:
         self._pg_first: dict[int, float] = {}
         self._pg_last: dict[int, float] = {}
         self.web = self.pg = self.redis = 0.0
+        self.generator = 0.0  # the load generator's CPU, when the caller measures it
 
     def _sample(self) -> None:
         for pid, cpu in pg_backends(self.database).items():
@@ -75,6 +76,11 @@ class Meter:
             self._sample()
 
     def start(self) -> None:
+        # A meter is started once per run (the baseline, then the mix): nothing of the
+        # previous run may count, and the sampling thread must run again.
+        self._stop.clear()
+        self._pg_first.clear()
+        self._pg_last.clear()
         self._started = False
         self._sample()
         self._started = True

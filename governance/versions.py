@@ -207,13 +207,14 @@ def current_stamp() -> tuple[int, int, int] | None:
 # hospitals, units, regions, site agents' key names), ``census`` (the ingest's unit and feed
 # state upserts, with a counter per hospital touched: ``hospital_versions``), ``registry``
 # (hospitals, units, regions), ``directives`` (directives, hospitals), ``policy`` (sharing
-# policies). Model saves and deletes bump through signals (hub/api/state_signals.py); writers
-# that bypass the ORM (the ingest's COPY and upserts) call ``state_changed`` themselves. As
+# policies), ``sessions`` (session rows: the memo of the hub's session store). Model saves
+# and deletes bump through signals (hub/api/state_signals.py); writers that bypass the ORM
+# (the ingest's COPY and upserts) call ``state_changed`` themselves. As
 # with the grants version, the bump is made at the write and again when its transaction
 # commits; an answer built under this thread's uncommitted change is keyed by
 # ``state_token()`` and never shared.
 
-STATE_KINDS = ("live", "registry", "directives", "policy", "census")
+STATE_KINDS = ("live", "registry", "directives", "policy", "census", "sessions")
 
 
 def state_version(kind: str) -> int | None:
@@ -270,15 +271,21 @@ def state_token() -> int:
 
 
 class VersionedMemo:
-    """A small LRU of values computed under one grants stamp (thread-safe, per process)."""
+    """A small LRU of values computed under one stamp (thread-safe, per process): by default
+    the grants stamp (``current_stamp``); ``stamp`` names another (None: do not memoise)."""
 
-    def __init__(self, max_entries: int = _MAX_ENTRIES) -> None:
-        self._data: OrderedDict[Hashable, tuple[tuple[int, int, int], float, Any]] = OrderedDict()
+    def __init__(
+        self,
+        max_entries: int = _MAX_ENTRIES,
+        stamp: Callable[[], Hashable | None] | None = None,
+    ) -> None:
+        self._data: OrderedDict[Hashable, tuple[Hashable, float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_entries
+        self._stamp = stamp or current_stamp
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
-        stamp = current_stamp()
+        stamp = self._stamp()
         if stamp is None:
             return compute()
         now = time.monotonic()

@@ -68,7 +68,7 @@ MIDDLEWARE = [
     # First: times the whole stack and binds the request id to every log line of the request.
     "hub.observability.web.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "hub.web.csp.CSPMiddleware",  # django-csp, the site-wide header built once
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -110,6 +110,9 @@ DATABASES = {
         DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60), conn_health_checks=True
     )
 }
+# Django's PostgreSQL backend whose per-request health check asks the socket before it sends
+# ``SELECT 1`` (hub/pgbackend/base.py).
+DATABASES["default"]["ENGINE"] = "hub.pgbackend"
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"]["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)
 DATABASE_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")

@@ -39,8 +39,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from datetime import datetime
 from time import monotonic  # not through ``time``: tests pin the clock
 from typing import Any
+
+from django.utils import timezone
 
 from governance import versions
 
@@ -112,6 +115,24 @@ def live_answer(key: Hashable, build: Callable[[], Any], kind: str = "live") -> 
     if state is None:
         return build()
     return answers.get_or_build((kind, state, int(time.time()), key), build)
+
+
+def state_answer(key: Hashable, build: Callable[[], tuple[Any, datetime | None]], kind: str) -> Any:
+    """The value of ``build()`` (which returns it with the moment it would change by the clock
+    alone, or None) for ``key``, shared while the state version of ``kind`` is the same and
+    that moment has not come. For answers that do not depend on the clock, or only at known
+    moments (a site's pending directives; its policy, whose effective time may be ahead),
+    where ``live_answer``'s once-a-second rebuild would be wasted work."""
+    state = state_key(kind)
+    if state is None:
+        return build()[0]
+    full = (kind, state, "until", key)
+    hit: tuple[Any, datetime | None] | None = answers.get(full)
+    if hit is not None and (hit[1] is None or timezone.now() < hit[1]):
+        return hit[0]
+    built = build()
+    answers.put(full, built)
+    return built[0]
 
 
 def registry_answer(request: Any, key: Hashable, build: Callable[[], Any]) -> Any:

@@ -19,6 +19,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "registry.region": ("live", "registry"),
     "registry.siteagent": ("live",),
     "governance.sharingpolicy": ("policy",),
+    # Not an answer's table: the memo of session rows (hub/api/sessions.py).
+    "sessions.session": ("sessions",),
 }
 
 # A site agent's row is rewritten by every heartbeat; the live answer shows only these.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Hashable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
@@ -30,7 +31,7 @@ from hub.api import live_parts
 from hub.api import serializers as s
 from hub.api.authentication import SiteAgentAuthentication
 from hub.api.governed import MANAGE_REGISTRY, SITE_ENROL
-from hub.api.live_cache import live_answer, registry_answer
+from hub.api.live_cache import registry_answer, state_answer
 from hub.api.live_output import (
     census_history_rows,
     census_history_values,
@@ -629,16 +630,19 @@ class SitePolicyView(_SiteBase):
     def get(self, request: Request) -> Response:
         agent = self.agent()
 
-        def build() -> Any:
+        def build() -> tuple[Any, datetime | None]:
+            # When the clock alone would change the answer, read before the answer itself:
+            # a policy that comes into force in between is then at most a request late.
+            until = governance_bridge.policy_changes_at(hospital_id=agent.hospital_id)
             policy = governance_bridge.current_policy(hospital_id=agent.hospital_id)
             if policy is None:
-                return None
+                return None, until
             signed = base64.b64encode(bytes(policy.get("signed") or b"")).decode()
-            return s.PolicyOutput({**policy, "signed": signed}).data
+            return s.PolicyOutput({**policy, "signed": signed}).data, until
 
-        # Shared per state of the policy table and second (the effective time is compared
-        # with the clock): hub/api/live_cache.py.
-        data = live_answer(("policy", agent.hospital_id), build, kind="policy")
+        # Shared per state of the policy table, until a published policy's effective time
+        # comes (hub/api/live_cache.py).
+        data = state_answer(("policy", agent.hospital_id), build, kind="policy")
         if data is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(data)
@@ -659,15 +663,16 @@ class SiteDirectivesView(_SiteBase):
 
 def _pending_directives(hospital_id: int) -> list[dict[str, Any]]:
     """The site's unacknowledged directives as answered, shared per state of the directive
-    table and second (hub/api/live_cache.py): agents poll them every few seconds."""
+    table (hub/api/live_cache.py): agents poll them every few seconds. The answer does not
+    depend on the clock (expired directives stay listed until acknowledged)."""
 
-    def build() -> list[dict[str, Any]]:
+    def build() -> tuple[list[dict[str, Any]], None]:
         rows = registry_selectors.directives_pending(hospital_id=hospital_id).select_related(
             "hospital"
         )
-        return list(s.DirectiveSerializer(rows, many=True).data)
+        return list(s.DirectiveSerializer(rows, many=True).data), None
 
-    pending: list[dict[str, Any]] = live_answer(("directives", hospital_id), build, "directives")
+    pending: list[dict[str, Any]] = state_answer(("directives", hospital_id), build, "directives")
     return pending
 
 

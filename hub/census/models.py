@@ -97,6 +97,9 @@ class CensusSnapshot(models.Model):
         indexes: ClassVar = [
             models.Index(fields=["unit", "observed_at"], name="census_snap_unit_time"),
             models.Index(fields=["hospital", "observed_at"], name="census_snap_hosp_time"),
+            # History by site code (``?site_code=``, the API's documented filter): without it
+            # PostgreSQL scanned the whole month's partition for one hour of one site.
+            models.Index(fields=["site_code", "observed_at"], name="census_snap_site_time"),
         ]
 
     governance_scope: ClassVar[dict[str, str]] = {"hospital": "hospital", "unit": "unit"}

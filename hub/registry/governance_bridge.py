@@ -3,6 +3,7 @@ file. Governance never imports the hub; the hub may import governance."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -44,6 +45,22 @@ def current_policy(*, hospital_id: int) -> dict[str, Any] | None:
         "signed": bytes(policy.signed or b""),
         "document": policy.document,
     }
+
+
+def policy_changes_at(*, hospital_id: int) -> datetime | None:
+    """When the site's policy in force would change by the clock alone: the earliest effective
+    time still ahead among its published policies (None: not before the next write)."""
+    from django.db.models import Min
+    from django.utils import timezone
+
+    try:
+        from governance.models import SharingPolicy
+    except ImportError:
+        return None
+    ahead: datetime | None = SharingPolicy.objects.filter(
+        hospital_id=hospital_id, status="published", effective_at__gt=timezone.now()
+    ).aggregate(at=Min("effective_at"))["at"]
+    return ahead
 
 
 def mirror_erasure_directive(*, hospital_id: int, directive: dict[str, Any], **_: Any) -> Any:
