@@ -424,15 +424,19 @@ pub fn enforce_k<'a>(recs: &mut [Rec<'a>], events: &'a [Event<'a>], rule: &'a Ru
             values[qi].insert(level, vs);
         }
     };
+    // Class keys: each quasi-identifier's value code in 16 bits (the caller guarantees at
+    // most 8 quasi-identifiers and fewer than 65,536 records).
     let count = |levels: &[usize], columns: &Vec<HashMap<usize, Column>>| {
-        let mut keys: Vec<Vec<u32>> = Vec::with_capacity(n);
-        let mut counts: HashMap<Vec<u32>, usize> = HashMap::default();
-        for i in 0..n {
-            let key: Vec<u32> = (0..qis.len())
-                .map(|qi| columns[qi][&levels[qi]].codes[i])
-                .collect();
-            *counts.entry(key.clone()).or_insert(0) += 1;
-            keys.push(key);
+        let mut keys: Vec<u128> = vec![0; n];
+        for (qi, level) in levels.iter().enumerate() {
+            let codes = &columns[qi][level].codes;
+            for (key, &code) in keys.iter_mut().zip(codes.iter()) {
+                *key = (*key << 16) | u128::from(code);
+            }
+        }
+        let mut counts: HashMap<u128, usize> = HashMap::default();
+        for &key in &keys {
+            *counts.entry(key).or_insert(0) += 1;
         }
         (keys, counts)
     };
@@ -464,17 +468,18 @@ pub fn enforce_k<'a>(recs: &mut [Rec<'a>], events: &'a [Event<'a>], rule: &'a Ru
     }
     let mut keep: Vec<bool> = keys.iter().map(|key| counts[key] >= k).collect();
     if let Some((attr, ell)) = rule.ldiv {
-        let mut seen: HashMap<&Vec<u32>, HashSet<&V<'a>>> = HashMap::default();
+        let mut seen: HashMap<u128, HashSet<&V<'a>>> = HashMap::default();
         for (i, key) in keys.iter().enumerate() {
             if keep[i] {
-                seen.entry(key).or_default().insert(&recs[i].vals[attr]);
+                seen.entry(*key).or_default().insert(&recs[i].vals[attr]);
             }
         }
-        let poor: HashSet<&Vec<u32>> = seen
+        let poor: HashSet<u128> = seen
             .iter()
             .filter(|(_, v)| (v.len() as i64) < ell)
             .map(|(key, _)| *key)
             .collect();
+        let _ = &poor;
         for (i, key) in keys.iter().enumerate() {
             if keep[i] && poor.contains(key) {
                 keep[i] = false;
@@ -535,10 +540,22 @@ fn json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// True when `s` needs no JSON escape (no quote, backslash or control character).
+pub fn json_safe(s: &str) -> bool {
+    !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// A field value. Every string value of a record is escape-free by construction (the raw
+/// decoder refuses escapes and control characters; labels are checked when compiled).
 fn json_v(out: &mut String, v: &V<'_>) {
     match v {
         V::N => out.push_str("null"),
-        V::S(s) => json_str(out, s),
+        V::S(s) => {
+            debug_assert!(json_safe(s));
+            out.push('"');
+            out.push_str(s);
+            out.push('"');
+        }
         V::I(i) => {
             let _ = write!(out, "{i}");
         }

@@ -136,6 +136,9 @@ fn transform_flow_window(
     let t0 = std::time::Instant::now();
     let compiled: Vec<Rule> = rules.iter().map(compile).collect::<PyResult<_>>()?;
     let items: Vec<Bound<'_, PyAny>> = messages.iter().collect();
+    if items.len() >= 65_536 {
+        return Ok(declined("window too large for the core"));
+    }
     let mut others = Vec::new();
     let mut raws = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -150,7 +153,7 @@ fn transform_flow_window(
     }
     let t_decode = t0.elapsed();
     // Keys: one lookup for the window's distinct (surrogate, key) pairs.
-    let mut pair_index: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut pair_index: rustc_hash::FxHashMap<(&str, &str), usize> = Default::default();
     let mut pairs: Vec<(String, String)> = Vec::new();
     for r in &raws {
         let next = pairs.len();
@@ -236,7 +239,7 @@ fn transform_flow_window(
             .collect();
         let mut texts = Vec::with_capacity(chosen.len());
         for r in &chosen {
-            let mut s = String::with_capacity(560);
+            let mut s = String::with_capacity(1024);
             flow::canonical(&mut s, r, &events[r.ev], &rule.audience, &header);
             texts.push(s);
         }

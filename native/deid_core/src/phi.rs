@@ -90,32 +90,59 @@ fn plain_numbers(v: &serde_json::Value) -> bool {
     }
 }
 
+fn birth_of(s: &str) -> Option<Option<(i64, i64, i64)>> {
+    // date.fromisoformat(s[:10]): only the plain YYYY-MM-DD form is taken here.
+    let b = s.as_bytes();
+    if b.len() < 10 || !b[..10].is_ascii() {
+        return None;
+    }
+    let head = &b[..10];
+    let shaped = head[4] == b'-'
+        && head[7] == b'-'
+        && head
+            .iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shaped {
+        return None;
+    }
+    Some(parse_date(head)) // a shaped but impossible date is None, as ValueError is
+}
+
 /// demographics(json_loads(plaintext)); None when the reference might read it otherwise.
 pub fn demographics(plaintext: &[u8], restricted: &[String]) -> Option<Demographics> {
+    // The common case: a flat object of plain values, read without building a tree.
+    if let Some(members) = std::str::from_utf8(plaintext)
+        .ok()
+        .and_then(crate::raw::parse_flat)
+    {
+        let get = |name: &str| members.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        use crate::raw::J;
+        let birth = match get("birth_date") {
+            Some(J::Str(s)) => birth_of(s)?,
+            _ => None,
+        };
+        let sex = match get("sex") {
+            Some(J::Str(s)) => SEXES.iter().copied().find(|v| *v == s),
+            _ => None,
+        };
+        let zip = match get("zip") {
+            Some(J::Str(z)) => zip3(z, restricted)?,
+            _ => None,
+        };
+        return Some(Demographics {
+            birth,
+            sex,
+            zip3: zip,
+        });
+    }
     let value: serde_json::Value = serde_json::from_slice(plaintext).ok()?;
     if !plain_numbers(&value) {
         return None; // big or fractional numbers: parsers may disagree, the reference decides
     }
     let obj = value.as_object()?;
     let birth = match obj.get("birth_date") {
-        Some(serde_json::Value::String(s)) => {
-            // date.fromisoformat(s[:10]): only the plain YYYY-MM-DD form is taken here.
-            let b = s.as_bytes();
-            if b.len() < 10 || !b[..10].is_ascii() {
-                return None;
-            }
-            let head = &b[..10];
-            let shaped = head[4] == b'-'
-                && head[7] == b'-'
-                && head
-                    .iter()
-                    .enumerate()
-                    .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-            if !shaped {
-                return None;
-            }
-            parse_date(head) // a shaped but impossible date is None, as ValueError is
-        }
+        Some(serde_json::Value::String(s)) => birth_of(s)?,
         _ => None,
     };
     let sex = match obj.get("sex") {
@@ -154,5 +181,16 @@ mod tests {
         assert_eq!(d.sex, Some("male"));
         assert!(demographics(br#"{"birth_date":"20010203"}"#, &[]).is_none());
         assert!(demographics(br#"[1]"#, &[]).is_none());
+        // The flat fast path and the tree agree.
+        let flat = demographics(
+            br#"{"birth_date":"1970-05-06","sex":"female","zip":"02139"}"#,
+            &[],
+        );
+        let tree = demographics(
+            br#"{"birth_date":"1970-05-06","sex":"female","zip":"02139","x":[1]}"#,
+            &[],
+        );
+        assert_eq!(flat, tree);
+        assert!(flat.unwrap().birth.is_some());
     }
 }

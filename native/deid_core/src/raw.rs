@@ -234,7 +234,37 @@ fn req_str<'a>(v: Option<J<'a>>) -> Option<&'a str> {
 pub fn decode_flow<'a>(data: &'a [u8], site_code: &str) -> Option<RawFlow<'a>> {
     let s = std::str::from_utf8(data).ok()?;
     let members = parse_flat(s)?;
-    let get = |name: &str| members.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    // One pass over the members into named slots (unknown keys are ignored, as by both
+    // reference decoders).
+    const NAMES: [&str; 20] = [
+        "record_type",
+        "schema_version",
+        "site_code",
+        "event_id",
+        "produced_at",
+        "event_type",
+        "occurred_at",
+        "unit_code",
+        "unit_type",
+        "prior_unit_code",
+        "prior_unit_type",
+        "patient_class",
+        "acuity",
+        "arrival_mode",
+        "decision_to_admit_at",
+        "surrogate_id",
+        "merged_surrogate_id",
+        "key_id",
+        "phi_ciphertext",
+        "source",
+    ];
+    let mut slots: [Option<J<'_>>; 20] = [None; 20];
+    for (key, value) in &members {
+        if let Some(n) = NAMES.iter().position(|name| name == key) {
+            slots[n] = Some(*value);
+        }
+    }
+    let get = |name: &str| NAMES.iter().position(|n| *n == name).and_then(|n| slots[n]);
     if get("record_type") != Some(J::Str("raw.flow_event"))
         || get("schema_version") != Some(J::Int(1))
     {

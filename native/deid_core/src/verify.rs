@@ -94,29 +94,40 @@ fn needle_at(text: &[u8], i: usize, needle: &[u8]) -> bool {
 }
 
 /// True when no needle of verify.scan_text occurs in `text` (so its patterns cannot match).
+/// Every needle holds a "-" or "." between digits, a space, ")" or "@": only the places
+/// of those bytes are examined, each against the needles that can hold it there.
 pub fn no_needles(text: &[u8]) -> bool {
-    for (i, &c) in text.iter().enumerate() {
-        let m = MARK[usize::from(c)];
-        if m == b'@' {
+    // JSON text never holds a raw control byte (the markers 1 to 4 of the plain scan).
+    debug_assert!(!text.iter().any(|&b| b < 5));
+    if memchr::memchr(b'@', text).is_some() {
+        return false;
+    }
+    for p in memchr::memchr2_iter(b'-', b'.', text) {
+        // ssn and the first phone needle: a separator after three digits.
+        if p >= 3 && (needle_at(text, p - 3, NEEDLES[0]) || needle_at(text, p - 3, NEEDLES[2])) {
             return false;
         }
-        // A quick look at the next bytes rules out every needle at most positions.
-        let candidate = match m {
-            D => {
-                let n1 = marked_at(text, i + 1);
-                n1 == SP
-                    || (n1 == D
-                        && marked_at(text, i + 2) == D
-                        && matches!(marked_at(text, i + 3), S | SP))
-            }
-            b')' => true,
-            _ => false,
-        };
-        if candidate && NEEDLES.iter().any(|needle| needle_at(text, i, needle)) {
+    }
+    for q in memchr::memchr_iter(b' ', text) {
+        if (q >= 3 && needle_at(text, q - 3, NEEDLES[3]))
+            || (q >= 1 && needle_at(text, q - 1, NEEDLES[6]))
+            || (q >= 1 && needle_at(text, q - 1, NEEDLES[5]))
+        {
+            return false;
+        }
+    }
+    for r in memchr::memchr_iter(b')', text) {
+        if needle_at(text, r, NEEDLES[4]) || needle_at(text, r, NEEDLES[5]) {
             return false;
         }
     }
     true
+}
+
+/// The plain scan (every position, every needle), for the tests.
+#[cfg(test)]
+fn no_needles_plain(text: &[u8]) -> bool {
+    (0..text.len()).all(|i| NEEDLES.iter().all(|n| !needle_at(text, i, n)))
 }
 
 /// True when the slice (its records and their exact texts) passes every check.
@@ -194,6 +205,40 @@ mod tests {
         assert!(!no_needles(b"a@b"));
         assert!(!no_needles(b"(555) 123-4567"));
         assert!(!no_needles(b"12 Main St"));
+    }
+
+    #[test]
+    fn fast_scan_equals_plain_scan() {
+        let samples: [&[u8]; 10] = [
+            b"123-45-6789",
+            b"x(555) 123-4567",
+            b"(555)123-4567",
+            b"555 123 4567",
+            b"12 Main",
+            b"2026-11-23T19:10:00.123456Z",
+            b"a-1-22-333-4444.55555 6 X",
+            b"999.999.9999",
+            b"))) 1 A",
+            b"a@b",
+        ];
+        for s in samples {
+            assert_eq!(
+                no_needles(s),
+                no_needles_plain(s),
+                "{}",
+                String::from_utf8_lossy(s)
+            );
+        }
+        // Every short string over the marker alphabet.
+        let alphabet = [b'1', b'-', b' ', b'A', b')', b'x'];
+        let mut buf = vec![0u8; 7];
+        for mut n in 0..alphabet.len().pow(7) {
+            for slot in buf.iter_mut() {
+                *slot = alphabet[n % alphabet.len()];
+                n /= alphabet.len();
+            }
+            assert_eq!(no_needles(&buf), no_needles_plain(&buf));
+        }
     }
 
     #[test]
