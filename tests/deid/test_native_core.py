@@ -171,7 +171,7 @@ def test_every_date_granularity(store: PatientKeyStore, granularity: DateGranula
     nat = assert_same(*run_both(values, policy, store))
     # Minute and hour are finer than a patient-level record may be: the verifier holds them.
     texts = nat.result.released + [t for h in nat.result.held for t in h.records]
-    newborn_text = [t for t in texts if newborn.event_id in t and "regional_op" in t][0]
+    newborn_text = next(t for t in texts if newborn.event_id in t and "regional_op" in t)
     coarsened = '"generalised":["occurred"' in newborn_text
     assert coarsened == (granularity in (DateGranularity.DAY, DateGranularity.WEEK))
 
