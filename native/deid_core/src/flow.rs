@@ -134,6 +134,7 @@ pub struct Facts {
 
 const WAIT_EVENTS: [&str; 3] = ["admit", "transfer", "class_change"];
 
+#[inline(never)]
 pub fn event_facts(raw: &RawFlow<'_>, demo: &Demographics) -> Facts {
     let c = civil(raw.occurred_at);
     let mut age = None;
@@ -182,23 +183,32 @@ const NAMESPACE: [u8; 16] = [
 
 /// census.derived_event_id: uuid5(namespace, "source|audience|version") as text.
 pub fn derived_event_id(source: &str, suffix: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut h = Sha1::new();
     h.update(NAMESPACE);
     h.update(source.as_bytes());
     h.update(suffix);
-    let hex = crate::hex(&h.finalize());
-    let b = hex.as_bytes();
-    let nib = (b[16] as char).to_digit(16).unwrap_or(0);
-    let variant = std::char::from_digit((nib & 0x3) | 0x8, 16).unwrap_or('8');
-    format!(
-        "{}-{}-5{}-{}{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[13..16],
-        variant,
-        &hex[17..20],
-        &hex[20..32]
-    )
+    let digest = h.finalize();
+    let mut hex = [0u8; 40];
+    for (n, &byte) in digest.iter().enumerate() {
+        hex[2 * n] = DIGITS[usize::from(byte >> 4)];
+        hex[2 * n + 1] = DIGITS[usize::from(byte & 15)];
+    }
+    // f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant[h[16]]}{h[17:20]}-{h[20:32]}"
+    let nibble = usize::from(digest[8] >> 4);
+    let mut out = [0u8; 36];
+    out[..8].copy_from_slice(&hex[..8]);
+    out[8] = b'-';
+    out[9..13].copy_from_slice(&hex[8..12]);
+    out[13] = b'-';
+    out[14] = b'5';
+    out[15..18].copy_from_slice(&hex[13..16]);
+    out[18] = b'-';
+    out[19] = DIGITS[(nibble & 0x3) | 0x8];
+    out[20..23].copy_from_slice(&hex[17..20]);
+    out[23] = b'-';
+    out[24..36].copy_from_slice(&hex[20..32]);
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 fn opt<'a>(v: Option<&'a str>) -> V<'a> {
@@ -218,6 +228,7 @@ fn generalise(f: &Facts, g: Gran) -> V<'static> {
 }
 
 /// flow.audience_records for one rule.
+#[inline(never)]
 pub fn audience_records<'a>(
     events: &'a [Event<'a>],
     rule: &'a Rule,
@@ -334,6 +345,7 @@ fn encode<'v>(values: &[V<'v>]) -> Column {
 /// kanon.enforce_k: Datafly generalisation, then suppression of small classes (and of
 /// classes with fewer than l values of the l-diversity attribute). Writes the generalised
 /// values into `recs`.
+#[inline(never)]
 pub fn enforce_k<'a>(recs: &mut [Rec<'a>], events: &'a [Event<'a>], rule: &'a Rule) -> KResult {
     let n = recs.len();
     let qis = &rule.qis;
@@ -508,11 +520,43 @@ pub fn enforce_k<'a>(recs: &mut [Rec<'a>], events: &'a [Event<'a>], rule: &'a Ru
     KResult { keep, suppressed }
 }
 
-/// Shared header values of one window's records.
-pub struct Header<'h> {
-    pub policy_version: i64,
-    pub produced_at: &'h str,
-    pub window_id: &'h str,
+/// Shared header values of one window's records, as JSON fragments written once.
+pub struct Header {
+    /// `,"policy_version":N`
+    policy_version: String,
+    /// `,"produced_at":"..."`
+    produced_at: String,
+    /// `,"window_id":"..."`
+    window_id: String,
+}
+
+impl Header {
+    pub fn new(policy_version: i64, produced_at: &str, window_id: &str) -> Header {
+        let mut p = String::from(",\"produced_at\":");
+        json_str(&mut p, produced_at);
+        let mut w = String::from(",\"window_id\":");
+        json_str(&mut w, window_id);
+        Header {
+            policy_version: format!(",\"policy_version\":{policy_version}"),
+            produced_at: p,
+            window_id: w,
+        }
+    }
+}
+
+/// `,"audience":"..."` for one slice.
+pub fn audience_fragment(audience: &str) -> String {
+    let mut a = String::from(",\"audience\":");
+    json_str(&mut a, audience);
+    a
+}
+
+/// An identifier that is escape-free by construction (validated UUID, hex, site code).
+fn json_id(out: &mut String, s: &str) {
+    debug_assert!(json_safe(s));
+    out.push('"');
+    out.push_str(s);
+    out.push('"');
 }
 
 fn json_str(out: &mut String, s: &str) {
@@ -563,22 +607,22 @@ fn json_v(out: &mut String, v: &V<'_>) {
 }
 
 /// canonical_json(FlowRecord dict): keys sorted, no whitespace, UTF-8 as is.
-pub fn canonical(out: &mut String, r: &Rec<'_>, e: &Event<'_>, audience: &str, h: &Header<'_>) {
+#[inline(never)]
+pub fn canonical(out: &mut String, r: &Rec<'_>, e: &Event<'_>, audience: &str, h: &Header) {
     out.push_str("{\"acuity\":");
     json_v(out, &r.vals[F_ACUITY]);
     out.push_str(",\"age_band\":");
     json_v(out, &r.vals[F_AGE_BAND]);
     out.push_str(",\"arrival_mode\":");
     json_v(out, &r.vals[F_ARRIVAL]);
-    out.push_str(",\"audience\":");
-    json_str(out, audience);
+    out.push_str(audience);
     out.push_str(",\"date_granularity\":");
     match r.date_gran {
         Some(g) => json_str(out, g),
         None => out.push_str("null"),
     }
     out.push_str(",\"event_id\":");
-    json_str(out, &r.event_id);
+    json_id(out, &r.event_id);
     out.push_str(",\"event_type\":");
     json_v(out, &r.vals[F_EVENT_TYPE]);
     out.push_str(",\"generalised\":[");
@@ -586,25 +630,24 @@ pub fn canonical(out: &mut String, r: &Rec<'_>, e: &Event<'_>, audience: &str, h
         if n > 0 {
             out.push(',');
         }
-        json_str(out, FIELDS[f]);
+        json_id(out, FIELDS[f]);
     }
     out.push_str("],\"occurred\":");
     json_v(out, &r.vals[F_OCCURRED]);
     out.push_str(",\"patient_class\":");
     json_v(out, &r.vals[F_PATIENT_CLASS]);
-    let _ = write!(out, ",\"policy_version\":{}", h.policy_version);
+    out.push_str(&h.policy_version);
     out.push_str(",\"prior_unit_code\":");
     json_v(out, &r.vals[F_PRIOR_UNIT_CODE]);
     out.push_str(",\"prior_unit_type\":");
     json_v(out, &r.vals[F_PRIOR_UNIT_TYPE]);
-    out.push_str(",\"produced_at\":");
-    json_str(out, h.produced_at);
+    out.push_str(&h.produced_at);
     out.push_str(",\"record_type\":\"regional.flow\",\"schema_version\":1,\"sex\":");
     json_v(out, &r.vals[F_SEX]);
     out.push_str(",\"site_code\":");
-    json_str(out, e.raw.site_code);
+    json_id(out, e.raw.site_code);
     out.push_str(",\"source_event_id\":");
-    json_str(out, e.raw.event_id);
+    json_id(out, e.raw.event_id);
     out.push_str(",\"surrogate_id\":");
     json_v(out, &r.vals[F_SURROGATE]);
     out.push_str(",\"unit_code\":");
@@ -613,8 +656,7 @@ pub fn canonical(out: &mut String, r: &Rec<'_>, e: &Event<'_>, audience: &str, h
     json_v(out, &r.vals[F_UNIT_TYPE]);
     out.push_str(",\"wait_minutes\":");
     json_v(out, &r.vals[F_WAIT]);
-    out.push_str(",\"window_id\":");
-    json_str(out, h.window_id);
+    out.push_str(&h.window_id);
     out.push_str(",\"zip3\":");
     json_v(out, &r.vals[F_ZIP3]);
     out.push('}');

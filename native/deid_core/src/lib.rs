@@ -102,6 +102,7 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+#[inline(never)]
 fn hex_sha256(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }
@@ -214,11 +215,7 @@ fn transform_flow_window(
     let mut t_json = std::time::Duration::ZERO;
     let mut t_verify = std::time::Duration::ZERO;
     let mut t_hash = std::time::Duration::ZERO;
-    let header = Header {
-        policy_version,
-        produced_at,
-        window_id,
-    };
+    let header = Header::new(policy_version, produced_at, window_id);
     let restricted: rustc_hash::FxHashSet<String> = restricted_zip3.iter().cloned().collect();
     let mut slices = Vec::with_capacity(compiled.len());
     for (rule, spec) in compiled.iter().zip(rules.iter()) {
@@ -237,10 +234,11 @@ fn transform_flow_window(
             .filter(|(_, &keep)| held || keep)
             .map(|(r, _)| r)
             .collect();
+        let audience = flow::audience_fragment(&rule.audience);
         let mut texts = Vec::with_capacity(chosen.len());
         for r in &chosen {
             let mut s = String::with_capacity(1024);
-            flow::canonical(&mut s, r, &events[r.ev], &rule.audience, &header);
+            flow::canonical(&mut s, r, &events[r.ev], &audience, &header);
             texts.push(s);
         }
         t_json += t.elapsed();
