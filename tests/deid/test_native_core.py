@@ -417,3 +417,30 @@ def test_birthday_edges(store: PatientKeyStore) -> None:
     ]
     policy = policy_from({"regional_operations": {"k": 1}})
     assert_same(*run_both([e.encode() for e in events], policy, store))
+
+
+def test_data_keys_for_mirrors_decrypt_phi(store: PatientKeyStore) -> None:
+    """The key material the core gets: bytes where decrypt_phi would decrypt, None where it
+    would raise KeyDestroyed, False where it would raise another KeyStoreError."""
+    site = SyntheticSite(SITE, seed=14, keystore=store)
+    kept = site.flow_events(site.patients(2), 2)
+    erased = site.flow_events(site.patients(1), 1)[0]
+    store.erase(erased.surrogate_id)
+    pairs = [
+        (kept[0].surrogate_id, kept[0].key_id),
+        (erased.surrogate_id, erased.key_id),
+        (kept[0].surrogate_id, "dk-0000000000000000"),
+        (erased.surrogate_id, kept[0].key_id),  # a key of another patient
+    ]
+    found = store.data_keys_for(pairs)
+    assert isinstance(found[0], bytes)
+    assert len(found[0]) == 32
+    assert found[1:] == [None, False, False]
+
+
+def test_worker_uses_the_core_unless_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deid.worker import WorkerConfig
+
+    assert WorkerConfig(site_code=SITE).native
+    monkeypatch.setenv(native.NATIVE_ENV, "0")
+    assert not WorkerConfig(site_code=SITE).native
