@@ -57,7 +57,8 @@ def _compile(policy: Policy) -> list[dict[str, Any]] | None:
     day_rank = GRANULARITY_ORDER.index(DateGranularity.DAY)
     for audience, rule in policy.rules_for("flow").items():
         qis = rule.quasi_identifiers
-        if len(set(qis)) != len(qis) or not set(qis) <= FLOW_QUASI_IDENTIFIERS:
+        # At most 8 quasi-identifiers: the core packs a class key into 128 bits.
+        if len(set(qis)) != len(qis) or not set(qis) <= FLOW_QUASI_IDENTIFIERS or len(qis) > 8:
             return None
         if not rule.fields <= releasable:
             return None

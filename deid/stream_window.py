@@ -129,16 +129,19 @@ def native_window(
     rules = native.flow_rules(policy)
     if rules is None:
         return None
-    declined, others, n_flows, erased, slices = core.transform_flow_window(
-        list(values),
-        site_code,
-        keystore.data_keys_for,
-        rules,
-        _RESTRICTED,
-        policy.version,
-        window_id,
-        format_utc(produced_at),
-    )
+    try:
+        declined, others, n_flows, erased, slices = core.transform_flow_window(
+            list(values),
+            site_code,
+            keystore.data_keys_for,
+            rules,
+            _RESTRICTED,
+            policy.version,
+            window_id,
+            format_utc(produced_at),
+        )
+    except ValueError:  # rules outside what the core takes (e.g. labels needing escapes)
+        return None
     if declined is not None:
         return None
     # The messages the core did not decode: the reference decoder takes them (and words
