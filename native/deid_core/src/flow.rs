@@ -134,7 +134,6 @@ pub struct Facts {
 
 const WAIT_EVENTS: [&str; 3] = ["admit", "transfer", "class_change"];
 
-#[inline(never)]
 pub fn event_facts(raw: &RawFlow<'_>, demo: &Demographics) -> Facts {
     let c = civil(raw.occurred_at);
     let mut age = None;
@@ -228,7 +227,6 @@ fn generalise(f: &Facts, g: Gran) -> V<'static> {
 }
 
 /// flow.audience_records for one rule.
-#[inline(never)]
 pub fn audience_records<'a>(
     events: &'a [Event<'a>],
     rule: &'a Rule,
@@ -345,7 +343,6 @@ fn encode<'v>(values: &[V<'v>]) -> Column {
 /// kanon.enforce_k: Datafly generalisation, then suppression of small classes (and of
 /// classes with fewer than l values of the l-diversity attribute). Writes the generalised
 /// values into `recs`.
-#[inline(never)]
 pub fn enforce_k<'a>(recs: &mut [Rec<'a>], events: &'a [Event<'a>], rule: &'a Rule) -> KResult {
     let n = recs.len();
     let qis = &rule.qis;
@@ -607,7 +604,6 @@ fn json_v(out: &mut String, v: &V<'_>) {
 }
 
 /// canonical_json(FlowRecord dict): keys sorted, no whitespace, UTF-8 as is.
-#[inline(never)]
 pub fn canonical(out: &mut String, r: &Rec<'_>, e: &Event<'_>, audience: &str, h: &Header) {
     out.push_str("{\"acuity\":");
     json_v(out, &r.vals[F_ACUITY]);

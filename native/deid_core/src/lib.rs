@@ -102,7 +102,6 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-#[inline(never)]
 fn hex_sha256(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }
@@ -133,8 +132,6 @@ fn transform_flow_window(
     window_id: &str,
     produced_at: &str,
 ) -> PyResult<Outcome> {
-    let timing = std::env::var_os("DEID_CORE_TIMING").is_some();
-    let t0 = std::time::Instant::now();
     let compiled: Vec<Rule> = rules.iter().map(compile).collect::<PyResult<_>>()?;
     let items: Vec<Bound<'_, PyAny>> = messages.iter().collect();
     if items.len() >= 65_536 {
@@ -152,7 +149,6 @@ fn transform_flow_window(
             None => others.push(i),
         }
     }
-    let t_decode = t0.elapsed();
     // Keys: one lookup for the window's distinct (surrogate, key) pairs.
     let mut pair_index: rustc_hash::FxHashMap<(&str, &str), usize> = Default::default();
     let mut pairs: Vec<(String, String)> = Vec::new();
@@ -209,23 +205,12 @@ fn transform_flow_window(
             facts,
         });
     }
-    let t_phi = t0.elapsed();
-    let mut t_build = std::time::Duration::ZERO;
-    let mut t_k = std::time::Duration::ZERO;
-    let mut t_json = std::time::Duration::ZERO;
-    let mut t_verify = std::time::Duration::ZERO;
-    let mut t_hash = std::time::Duration::ZERO;
     let header = Header::new(policy_version, produced_at, window_id);
     let restricted: rustc_hash::FxHashSet<String> = restricted_zip3.iter().cloned().collect();
     let mut slices = Vec::with_capacity(compiled.len());
     for (rule, spec) in compiled.iter().zip(rules.iter()) {
-        let t = std::time::Instant::now();
         let mut recs = flow::audience_records(&events, rule, policy_version);
-        t_build += t.elapsed();
-        let t = std::time::Instant::now();
         let k = flow::enforce_k(&mut recs, &events, rule);
-        t_k += t.elapsed();
-        let t = std::time::Instant::now();
         let n_out = recs.len();
         let held = n_out > 0 && (k.suppressed as f64) > rule.max_suppression * (n_out as f64);
         let chosen: Vec<&flow::Rec<'_>> = recs
@@ -241,7 +226,6 @@ fn transform_flow_window(
             flow::canonical(&mut s, r, &events[r.ev], &audience, &header);
             texts.push(s);
         }
-        t_json += t.elapsed();
         if held {
             slices.push((rule.audience.clone(), 2, texts, vec![], k.suppressed, n_out));
             continue;
@@ -261,12 +245,8 @@ fn transform_flow_window(
             k: rule.k,
             ldiv: rule.ldiv,
         };
-        let t = std::time::Instant::now();
         let ok = verify::slice_ok(&chosen, &texts, &checks);
-        t_verify += t.elapsed();
-        let t = std::time::Instant::now();
         let hashes = texts.iter().map(|t| hex_sha256(t)).collect();
-        t_hash += t.elapsed();
         slices.push((
             rule.audience.clone(),
             if ok { 0 } else { 1 },
@@ -275,19 +255,6 @@ fn transform_flow_window(
             k.suppressed,
             n_out,
         ));
-    }
-    if timing {
-        eprintln!(
-            "deid_core: decode {:?} phi {:?} build {:?} k {:?} json {:?} verify {:?} hash {:?} total {:?}",
-            t_decode,
-            t_phi - t_decode,
-            t_build,
-            t_k,
-            t_json,
-            t_verify,
-            t_hash,
-            t0.elapsed()
-        );
     }
     Ok((None, others, n_flows, erased, slices))
 }

@@ -21,7 +21,6 @@ pub struct Demographics {
 }
 
 /// Decrypt a PHI ciphertext; None when it does not open (the reference words the error).
-#[inline(never)]
 pub fn decrypt(cipher: &Aes256Gcm, surrogate_id: &str, key_id: &str, b64: &str) -> Option<Vec<u8>> {
     let blob = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
     if blob.len() < 1 + NONCE + 16 || blob[0] != PHI_FORMAT {
@@ -111,7 +110,6 @@ fn birth_of(s: &str) -> Option<Option<(i64, i64, i64)>> {
 }
 
 /// demographics(json_loads(plaintext)); None when the reference might read it otherwise.
-#[inline(never)]
 pub fn demographics(plaintext: &[u8], restricted: &[String]) -> Option<Demographics> {
     // The common case: a flat object of plain values, read without building a tree.
     if let Some(members) = std::str::from_utf8(plaintext)

@@ -227,7 +227,6 @@ fn req_str<'a>(v: Option<J<'a>>) -> Option<&'a str> {
 }
 
 /// The flow event in `data` if this decoder takes it and its site is `site_code`.
-#[inline(never)]
 pub fn decode_flow<'a>(data: &'a [u8], site_code: &str) -> Option<RawFlow<'a>> {
     let s = std::str::from_utf8(data).ok()?;
     let members = parse_flat(s)?;

@@ -131,7 +131,6 @@ fn no_needles_plain(text: &[u8]) -> bool {
 }
 
 /// True when the slice (its records and their exact texts) passes every check.
-#[inline(never)]
 pub fn slice_ok(recs: &[&Rec<'_>], texts: &[String], c: &Checks) -> bool {
     let version = format!(",\"policy_version\":{},", c.policy_version);
     let audience = format!(",\"audience\":\"{}\",", c.audience);
