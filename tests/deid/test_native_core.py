@@ -444,3 +444,79 @@ def test_worker_uses_the_core_unless_switched_off(monkeypatch: pytest.MonkeyPatc
     assert WorkerConfig(site_code=SITE).native
     monkeypatch.setenv(native.NATIVE_ENV, "0")
     assert not WorkerConfig(site_code=SITE).native
+
+
+_MUTATIONS: dict[str, list[Any]] = {
+    "occurred_at": [
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T05:30:00.5+05:30",
+        "2026-01-01T00:00:00.1234567Z",
+        "2026-01-01 00:00:00Z",
+        "2026-01-01T00:00:00-00:00",
+        "2026-01-01T00:00:00",
+        "2026-02-30T00:00:00Z",
+        "0001-01-01T00:30:00+01:00",
+        20260101,
+        None,
+    ],
+    "acuity": [None, 1, 5, 0, 6, 3.0, True, "3", -1],
+    "schema_version": [1, 2, 0, True, "1", 1.0],
+    "record_type": ["raw.flow_event", "raw.flow_event.plain", "raw.heartbeat", None],
+    "event_id": ["6f1f0c1e-4a53-4d0b-9a55-2f6c1f7e3b10", "6F1F0C1E-4A53-4D0B-9A55-2F6C1F7E3B10"],
+    "unit_type": ["adult_icu", "ADULT_ICU", "spaceship", None, 7],
+    "unit_code": ["4W", "", 'a"b', "tab\there", "Ünit", None, ["x"]],
+    "surrogate_id": ["", "sg-x", None],
+    "source": ["hl7-adt", None, 3],
+    "decision_to_admit_at": [None, "2025-12-31T23:00:00Z", "yesterday"],
+    "site_code": [SITE, "elsewhere", "bad site!"],
+    "unknown_field": [{"nested": [1, 2]}, 1.5, "x"],
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(sorted(_MUTATIONS)),
+        st.integers(0, 9),
+        max_size=4,
+    ),
+    # (not event_id or produced_at: their defaults are random and "now" on every decode)
+    drop=st.lists(st.sampled_from(["source", "acuity", "key_id", "unit_code", "site_code"])),
+    spaced=st.booleans(),
+)
+def test_property_decoder_takes_nothing_the_reference_reads_otherwise(
+    changes: dict[str, int], drop: list[str], spaced: bool
+) -> None:
+    """Mutated raw messages through the identity worker's decode and re-encode: the core's
+    decoder either takes a message exactly as the reference decoder reads it, or leaves it
+    to the reference (which then decodes it or words the dead letter)."""
+    import json
+
+    base = {
+        "record_type": "raw.flow_event",
+        "schema_version": 1,
+        "site_code": SITE,
+        "event_id": "b70f23ac-9b24-49cb-a28a-1f0cc2571f06",
+        "produced_at": "2026-11-24T06:47:10.082852Z",
+        "event_type": "admit",
+        "occurred_at": "2025-08-17T04:38:53Z",
+        "unit_code": "OB",
+        "unit_type": "obstetrics",
+        "patient_class": "inpatient",
+        "acuity": 2,
+        "surrogate_id": "sg-in6fnr2n54zrds3xiz3lenvo",
+        "key_id": "dk-5c970677ce398226",
+        "phi_ciphertext": "AbKXbAOWLMAWll4MX1xm7goUcVxUb1UQ",
+        "source": "hl7-adt",
+    }
+    for name, pick in changes.items():
+        options = _MUTATIONS[name]
+        base[name] = options[pick % len(options)]
+    for name in drop:
+        base.pop(name, None)
+    text = json.dumps(base, separators=(", ", ": ") if spaced else (",", ":"))
+    values: list[bytes | None] = [text.encode()]
+    python = identity_window(values, site_code=SITE, use_native=False)
+    rust = identity_window(values, site_code=SITE, use_native=True)
+    assert rust.result.released == python.result.released
+    assert rust.dead == python.dead
