@@ -6,6 +6,7 @@ tests/deid/test_native_core.py holds them equal."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,8 @@ from deid.transforms.flow import Demographics, demographics
 from deid.transforms.verify import verify_slice
 from deid.transforms.window import DemographicsLookup, HeldSlice, WindowResult, transform_window
 from deid.zip3 import RESTRICTED_ZIP3
+
+log = logging.getLogger("deid.worker")
 
 RAW_TYPES = (RawCensusSnapshot, RawFlowEvent, RawHeartbeat)
 _RESTRICTED = sorted(RESTRICTED_ZIP3)
@@ -141,6 +144,13 @@ def native_window(
             format_utc(produced_at),
         )
     except ValueError:  # rules outside what the core takes (e.g. labels needing escapes)
+        return None
+    except BaseException as exc:
+        # A panic in the core (pyo3's PanicException derives from BaseException) is a bug in
+        # it, not in the data: say so and let the reference do the window.
+        if type(exc).__name__ != "PanicException":
+            raise
+        log.error("native core failed (%s): this window goes through the Python path", exc)
         return None
     if declined is not None:
         return None

@@ -520,3 +520,25 @@ def test_property_decoder_takes_nothing_the_reference_reads_otherwise(
     rust = identity_window(values, site_code=SITE, use_native=True)
     assert rust.result.released == python.result.released
     assert rust.dead == python.dead
+
+
+def test_a_panic_in_the_core_sends_the_window_to_the_reference(store: PatientKeyStore) -> None:
+    site = SyntheticSite(SITE, seed=15, keystore=store)
+    values = [e.encode() for e in site.flow_events(site.patients(5), 20)]
+
+    class Store:
+        def data_keys_for(self, pairs: list[tuple[str, str]]) -> list[bytes | None | bool]:
+            return []  # fewer keys than pairs: the core indexes past the end and panics
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+    kw: dict[str, Any] = {
+        "site_code": SITE,
+        "policy": default_policy(),
+        "window_id": "5d3f6a2e-1111-4c4c-8888-000000000001",
+        "produced_at": STAMP,
+    }
+    assert native_window(values, keystore=Store(), **kw) is None  # type: ignore[arg-type]
+    outcome = process_window(values, keystore=Store(), use_native=True, **kw)  # type: ignore[arg-type]
+    assert outcome.result.released == reference_window(values, keystore=store, **kw).result.released
