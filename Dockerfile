@@ -11,6 +11,7 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG NODE_IMAGE=node:20-slim
+ARG RUST_IMAGE=rust:1.95-slim-bookworm
 
 # --- web assets -----------------------------------------------------------------------------
 # htmx and Chart.js from the npm registry, pinned by package-lock.json (what scripts/bootstrap
@@ -27,6 +28,29 @@ RUN npm ci --no-audit --no-fund --loglevel=error --ignore-scripts \
        node_modules/chart.js/dist/chart.umd.min.js \
        node_modules/chart.js/dist/chart.umd.min.js.map \
        vendor/
+
+# --- native DE-ID core ---------------------------------------------------------------------
+# deid_core (native/deid_core, Rust) as a wheel, built by maturin (pinned in its pyproject.toml)
+# with the crates Cargo.lock pins; the toolchain comes from the official Rust image and stays
+# in this stage. Only the wheel leaves it.
+FROM ${RUST_IMAGE} AS rust-toolchain
+FROM ${PYTHON_IMAGE} AS native
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    RUSTUP_HOME=/usr/local/rustup \
+    CARGO_HOME=/usr/local/cargo \
+    PATH=/usr/local/cargo/bin:$PATH
+COPY --from=rust-toolchain /usr/local/rustup /usr/local/rustup
+COPY --from=rust-toolchain /usr/local/cargo /usr/local/cargo
+# The linker rustc calls.
+RUN apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /native
+COPY native/deid_core ./
+RUN pip wheel --wheel-dir /wheels .
 
 # --- build ----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -60,6 +84,9 @@ COPY simulation ./simulation
 COPY --from=web-assets /assets/vendor ./hub/web/static/web/vendor
 # A regular (not editable) install: the runtime image holds no source tree.
 RUN pip install --no-deps .
+# The native DE-ID core (the worker falls back to its Python reference without it).
+COPY --from=native /wheels /tmp/wheels
+RUN pip install --no-deps /tmp/wheels/deid_core-*.whl && rm -rf /tmp/wheels
 
 # Static files are collected here, once, with the hashed names whitenoise serves. Settings
 # refuse to load without a secret key; this one is random, lives only in this RUN's

@@ -233,6 +233,9 @@ class PatientKeyStore:
         self._mrn_cache: dict[str, str] = {}
         self._current: dict[str, tuple[str, AESGCM]] = {}  # surrogate -> encrypting key
         self._keys: dict[str, tuple[str, AESGCM]] = {}  # key_id -> (surrogate, aead)
+        # key_id -> the data key's bytes, for the native core (deid_core), which decrypts
+        # without the `cryptography` objects; kept and dropped with `_keys`.
+        self._raw_keys: dict[str, bytes] = {}
         # key_id -> (derive function, plaintext digest, derived value): see decrypt_phi_as.
         self._derived: dict[str, tuple[Any, bytes, Any]] = {}
         self._erasure_seq = self._read_erasure_seq()
@@ -300,6 +303,7 @@ class PatientKeyStore:
                 self._mrn_cache.clear()
                 self._current.clear()
                 self._keys.clear()
+                self._raw_keys.clear()
                 self._derived.clear()
 
     def _trim_caches(self) -> None:
@@ -309,6 +313,7 @@ class PatientKeyStore:
                     cache.pop(key, None)
                     if cache is self._keys:
                         self._derived.pop(key, None)  # goes with its key
+                        self._raw_keys.pop(key, None)
         if len(self._derived) > _CACHE_LIMIT:
             self._derived.clear()
 
@@ -378,6 +383,7 @@ class PatientKeyStore:
         )
         entry = (key_id, AESGCM(key))
         self._keys[key_id] = (surrogate, entry[1])
+        self._raw_keys[key_id] = key
         self._current[surrogate] = entry
         return entry
 
@@ -441,6 +447,7 @@ class PatientKeyStore:
             ) from None
         aead = AESGCM(key)
         self._keys[key_id] = (surrogate_id, aead)
+        self._raw_keys[key_id] = key
         return aead
 
     def _decrypting_key(self, surrogate_id: str, key_id: str) -> AESGCM:
@@ -488,6 +495,26 @@ class PatientKeyStore:
                 loaded += 1
         self._trim_caches()
         return loaded
+
+    def data_keys_for(self, pairs: Iterable[tuple[str, str]]) -> list[bytes | None | bool]:
+        """For the native core: per (surrogate_id, key_id), the data key's 32 bytes; None when
+        decrypt_phi would raise KeyDestroyed (an erasure); False when it would raise another
+        KeyStoreError (unknown key, key of another surrogate, a row that does not open). The
+        same lookups and caches as decrypt_phi, so both paths see the same keys."""
+        wanted = list(pairs)
+        self.preload(key_id for _, key_id in wanted)
+        out: list[bytes | None | bool] = []
+        for surrogate_id, key_id in wanted:
+            try:
+                self._decrypting_key(surrogate_id, key_id)
+            except KeyDestroyed:
+                out.append(None)
+                continue
+            except KeyStoreError:
+                out.append(False)
+                continue
+            out.append(self._raw_keys.get(key_id, False))
+        return out
 
     def encrypt_phi(
         self, surrogate_id: str, phi: Mapping[str, Any] | PatientPHI
@@ -609,6 +636,7 @@ class PatientKeyStore:
             self._current.pop(surrogate_id, None)
             for k in key_ids:
                 self._keys.pop(k, None)
+                self._raw_keys.pop(k, None)
                 self._derived.pop(k, None)
             for mrn, s in list(self._mrn_cache.items()):
                 if s == surrogate_id:

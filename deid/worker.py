@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,12 +45,9 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from deid import __version__
-from deid.contracts._base import RECORD_TYPES, Record, loads
+from deid import __version__, native
 from deid.contracts._codec import DecodeError, canonical_json
 from deid.contracts.envelope import seal_envelope
-from deid.contracts.fastdecode import fast_flow_event
-from deid.contracts.raw import PlainFlowEvent, RawCensusSnapshot, RawFlowEvent, RawHeartbeat
 from deid.contracts.regional import HeartbeatRecord
 from deid.contracts.topics import (
     CONTROL_TOPIC,
@@ -66,9 +63,18 @@ from deid.kafka_security import KafkaSecurityError, kafka_security_config
 from deid.keystore import PatientKeyStore
 from deid.policy import Policy, PolicyError, decode_policy_message, load_policy_file
 from deid.signing import PublicKeyLike, site_signing_key_from_env
-from deid.transforms.flow import Demographics, demographics
-from deid.transforms.window import HeldSlice, WindowResult, transform_window
+from deid.stream_window import (
+    RAW_TYPES,
+    decode_raw,
+    decode_site_record,
+    identity_window,
+    process_window,
+    sha256_hex,
+)
+from deid.transforms.window import HeldSlice, WindowResult
 from deid.windowing import ReleaseBuffer, needs_window
+
+__all__ = ["RAW_TYPES", "DeidWorker", "WorkerConfig", "decode_raw", "run_from_args"]
 
 log = logging.getLogger("deid.worker")
 
@@ -83,7 +89,6 @@ WATCHDOG_GRACE = 30.0
 EXIT_RESTART = 75
 # Stay well under the broker's default message.max.bytes (1 MiB).
 MAX_ENVELOPE_BYTES = 900_000
-RAW_TYPES = (RawCensusSnapshot, RawFlowEvent, RawHeartbeat)
 
 
 @dataclass
@@ -113,6 +118,9 @@ class WorkerConfig:
     # the hub, and tests that need a stream still running when they interrupt it.
     throttle: float = 0.0
     create_topics: bool = True
+    # The native core (deid_core) where it reproduces the Python transform exactly; False
+    # (or DEID_NATIVE=0) runs the Python reference for every window.
+    native: bool = field(default_factory=native.enabled)
     kafka_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -144,25 +152,6 @@ class Counters:
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
-
-
-def decode_raw(data: bytes | None) -> Record:
-    """Decode one raw-topic message; refuses anything but the three raw record types."""
-    if data is None:
-        raise DecodeError("empty message")
-    event = fast_flow_event(data)
-    if event is not None:
-        return event
-    payload = loads(data)
-    if type(payload) is not dict:
-        raise DecodeError("record: expected a JSON object")
-    record_type = payload.get("record_type")
-    cls = RECORD_TYPES.get(record_type) if type(record_type) is str else None
-    if cls is PlainFlowEvent:
-        raise DecodeError("record_type: plaintext PHI is refused on a Kafka topic")
-    if cls is None or not issubclass(cls, RAW_TYPES):
-        raise DecodeError("record_type: not a raw site record")
-    return cls.from_dict(payload)
 
 
 def _may_be_flow(msg: Message) -> bool:
@@ -434,72 +423,60 @@ class DeidWorker:
         # Stopping: what is buffered is released now, not dropped (it would be re-read).
         return buffer.take(time.monotonic(), flush=True)
 
-    def _demographics_lookup(self) -> Callable[[RawFlowEvent], Demographics] | None:
-        store = self.keystore
-        if store is None:
-            return None
-
-        def lookup(event: RawFlowEvent) -> Demographics:
-            return store.decrypt_phi_as(
-                event.surrogate_id, event.key_id, event.phi_ciphertext, demographics
-            )
-
-        return lookup
-
     def _process_window(self, window: list[Message]) -> None:
-        records: list[Record] = []
-        sources: list[Message] = []
-        dead: list[tuple[Message, str]] = []
-        trace = log.isEnabledFor(logging.DEBUG)
-        for msg in window:
-            try:
-                record = decode_raw(msg.value())
-                if record.site_code != self.config.site_code:
-                    raise DecodeError("site_code: not this worker's site")
-            except DecodeError as exc:
-                dead.append((msg, str(exc)))
-                continue
-            records.append(record)
-            sources.append(msg)
-            if trace:
-                log.debug(
-                    "consumed %s %s",
-                    record.event_id,
-                    record.record_type,
-                    extra={"event_id": record.event_id, "site": record.site_code},
-                )
+        c = self.config
+        values = [msg.value() for msg in window]
         window_id = str(uuid.uuid4())
         now = datetime.now(UTC)
-        if self.config.passthrough:
-            result = WindowResult(
-                released=[canonical_json(r.to_dict()) for r in records], processed=len(records)
-            )
+        trace = log.isEnabledFor(logging.DEBUG)
+        if c.passthrough:
+            outcome = identity_window(values, site_code=c.site_code, use_native=c.native)
         else:
-            if self.keystore is not None:
-                self.keystore.preload(r.key_id for r in records if isinstance(r, RawFlowEvent))
-            result = transform_window(
-                records,  # type: ignore[arg-type]
-                self.policy,
-                demographics_of=self._demographics_lookup(),
+            outcome = process_window(
+                values,
+                site_code=c.site_code,
+                policy=self.policy,
+                keystore=self.keystore,
                 window_id=window_id,
                 produced_at=now,
+                use_native=c.native and not trace,
             )
-            dead.extend((sources[i], reason) for i, reason in result.rejected)
+        if trace:
+            self._trace_consumed(values)
+        result = outcome.result
+        dead = [(window[i], reason) for i, reason in outcome.dead]
         released = result.released
-        if time.monotonic() - self._last_heartbeat >= self.config.heartbeat_interval:
-            released = [*released, self._worker_heartbeat(now)]
-        self._commit(window, released, result, dead, window_id)
-        c = self.counters
-        c.windows += 1
-        c.processed += result.processed
-        c.released += len(result.released)
-        c.suppressed += result.suppressed_records
-        c.suppressed_cells += result.suppressed_cells
-        c.held += result.held_records
-        c.dead_lettered += len(dead)
-        c.erased += result.erased
+        hashes = outcome.hashes
+        if time.monotonic() - self._last_heartbeat >= c.heartbeat_interval:
+            heartbeat = self._worker_heartbeat(now)
+            released = [*released, heartbeat]
+            if hashes is not None:
+                hashes = [*hashes, sha256_hex(heartbeat)]
+        self._commit(window, released, result, dead, window_id, hashes)
+        counters = self.counters
+        counters.windows += 1
+        counters.processed += result.processed
+        counters.released += len(result.released)
+        counters.suppressed += result.suppressed_records
+        counters.suppressed_cells += result.suppressed_cells
+        counters.held += result.held_records
+        counters.dead_lettered += len(dead)
+        counters.erased += result.erased
         if self._metrics is not None:
-            self._metrics.update(c)
+            self._metrics.update(counters)
+
+    def _trace_consumed(self, values: list[bytes | None]) -> None:
+        for value in values:
+            try:
+                record = decode_site_record(value, self.config.site_code)
+            except DecodeError:
+                continue
+            log.debug(
+                "consumed %s %s",
+                record.event_id,
+                record.record_type,
+                extra={"event_id": record.event_id, "site": record.site_code},
+            )
 
     def _worker_heartbeat(self, now: datetime) -> str:
         self._last_heartbeat = time.monotonic()
@@ -521,23 +498,31 @@ class DeidWorker:
         hb = self._worker_heartbeat(datetime.now(UTC))
         self._commit([], [hb], WindowResult(), [], "heartbeat")
 
-    def _envelopes(self, released: list[str]) -> list[bytes]:
+    def _envelopes(self, released: list[str], hashes: list[str] | None = None) -> list[bytes]:
+        """Envelopes of at most envelope_size records and MAX_ENVELOPE_BYTES; `hashes` are
+        the records' SHA-256 when already known (the native core computes them)."""
         c = self.config
         policy_version = None if self.policy is None or c.passthrough else self.policy.version
         out = []
-        chunk: list[str] = []
+        start = 0
         size = 0
-        for text in released:
-            if chunk and (len(chunk) >= c.envelope_size or size + len(text) > MAX_ENVELOPE_BYTES):
-                out.append(self._seal(chunk, policy_version))
-                chunk, size = [], 0
-            chunk.append(text)
+        for n, text in enumerate(released):
+            full = n - start >= c.envelope_size or size + len(text) > MAX_ENVELOPE_BYTES
+            if n > start and full:
+                out.append(self._seal(released[start:n], policy_version, hashes, start))
+                start, size = n, 0
             size += len(text) + 80  # + its hash and separators
-        if chunk:
-            out.append(self._seal(chunk, policy_version))
+        if start < len(released):
+            out.append(self._seal(released[start:], policy_version, hashes, start))
         return out
 
-    def _seal(self, chunk: list[str], policy_version: int | None) -> bytes:
+    def _seal(
+        self,
+        chunk: list[str],
+        policy_version: int | None,
+        hashes: list[str] | None = None,
+        start: int = 0,
+    ) -> bytes:
         site = self.config.site_code
         batch_id = str(uuid.uuid4())
         # Follow a record from site to hub (docs/deploy.md, Observability): the envelope's
@@ -570,6 +555,7 @@ class DeidWorker:
             site_code=site,
             policy_version=policy_version,
             batch_id=batch_id,
+            hashes=None if hashes is None else hashes[start : start + len(chunk)],
         )
 
     def _commit(
@@ -579,11 +565,12 @@ class DeidWorker:
         result: WindowResult,
         dead: list[tuple[Message, str]],
         window_id: str,
+        hashes: list[str] | None = None,
     ) -> None:
         """Produce the window's output and commit it with the consumed offsets, atomically.
         Retries retriable errors; on an abortable error aborts, rewinds and re-runs."""
         c = self.config
-        envelopes = self._envelopes(released)
+        envelopes = self._envelopes(released, hashes)
         key = c.site_code.encode()
         offsets: dict[tuple[str, int], int] = {}
         starts: dict[tuple[str, int], int] = {}

@@ -67,7 +67,10 @@ def parse_utc(value: Any, path: str) -> datetime:
     if parsed.tzinfo is None:
         # A naive timestamp is ambiguous across sites and daylight-saving changes.
         raise DecodeError(f"{path}: timestamp must carry a UTC offset")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:30+01:00: before year 1 in UTC
+        raise DecodeError(f"{path}: timestamp out of range in UTC") from None
 
 
 def format_utc(value: datetime) -> str:
@@ -378,6 +381,7 @@ def _generate(cls: type[Any], *, construct: bool) -> Callable[[Any, str], Any]:
             wrong = f"{name}: expected an ISO-8601 timestamp string"
             bad = f"{name}: not an ISO-8601 timestamp"
             naive = f"{name}: timestamp must carry a UTC offset"
+            out_of_range = f"{name}: timestamp out of range in UTC"
             lines += [
                 f"{b}if type(v) is not str:",
                 f"{b}    raise DecodeError(prefix + {wrong!r})",
@@ -388,7 +392,10 @@ def _generate(cls: type[Any], *, construct: bool) -> Callable[[Any, str], Any]:
                 f"{b}if t.tzinfo is None:",
                 f"{b}    raise DecodeError(prefix + {naive!r})",
                 f"{b}if t.tzinfo is not UTC:",
-                f"{b}    t = t.astimezone(UTC)",
+                f"{b}    try:",
+                f"{b}        t = t.astimezone(UTC)",
+                f"{b}    except OverflowError:",
+                f"{b}        raise DecodeError(prefix + {out_of_range!r}) from None",
                 f"{b}{store(name, 't')}",
             ]
         else:

@@ -102,10 +102,17 @@ def seal_envelope(
     policy_version: int | None,
     batch_id: str | None = None,
     created_at: datetime | None = None,
+    hashes: Sequence[str] | None = None,
 ) -> bytes:
     """Build a signed envelope from records already in canonical JSON (the worker's fast
-    path: each record is serialised once, and that text is both hashed and embedded)."""
-    hashes = [hashlib.sha256(c.encode()).hexdigest() for c in canonical_records]
+    path: each record is serialised once, and that text is both hashed and embedded).
+    `hashes`, when given, are the records' hex SHA-256 already computed (the native core
+    hashes the texts it writes); they must be exactly those digests."""
+    if hashes is None:
+        hashes = [hashlib.sha256(c.encode()).hexdigest() for c in canonical_records]
+    elif len(hashes) != len(canonical_records):
+        raise ValueError("one hash per record")
+    hashes = list(hashes)
     header = {
         "envelope_version": ENVELOPE_VERSION,
         "site_code": site_code,

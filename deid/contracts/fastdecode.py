@@ -52,5 +52,8 @@ def fast_flow_event(data: bytes) -> RawFlowEvent | None:
             continue
         if value.tzinfo is None:
             return None  # naive: the reference decoder refuses it, with its message
-        _setattr(event, name, value.astimezone(UTC))
+        try:
+            _setattr(event, name, value.astimezone(UTC))
+        except OverflowError:
+            return None  # outside datetime's range in UTC: the reference decoder words it
     return event

@@ -109,3 +109,12 @@ def test_other_record_types_and_versions_are_not_taken_by_the_fast_path() -> Non
     assert fast_flow_event(encode(flow_dict(schema_version=0))) is None
     assert fast_flow_event(b"\xff not json") is None
     assert fast_flow_event(b"[1, 2]") is None
+
+
+@pytest.mark.parametrize("field_name", ["occurred_at", "decision_to_admit_at", "produced_at"])
+def test_a_timestamp_outside_the_utc_range_is_a_dead_letter_not_a_crash(field_name: str) -> None:
+    # 00:30 on 1 January of year 1 at +01:00 is in year 0 in UTC, which datetime cannot hold.
+    data = encode(flow_dict(**{field_name: "0001-01-01T00:30:00+01:00"}))
+    assert fast_flow_event(data) is None
+    with pytest.raises(DecodeError, match=f"^{field_name}: timestamp out of range in UTC$"):
+        decode_raw(data)
