@@ -44,7 +44,10 @@ def test_the_build_context_is_an_allow_list() -> None:
     assert allowed == {
         "pyproject.toml", "README.md", "manage.py",
         "hub", "governance", "deid", "site_agent", "simulation",
+        "native/deid_core",  # the DE-ID worker's Rust core, built in its own stage
     }  # fmt: skip
+    # The crate's sources go in, never a local build of it.
+    assert "native/deid_core/target" in lines
 
 
 def _stage(name: str) -> str:
