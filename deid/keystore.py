@@ -504,12 +504,7 @@ class PatientKeyStore:
         wanted = list(pairs)
         self.preload(key_id for _, key_id in wanted)
         out: list[bytes | None | bool] = []
-        keys, raw_keys = self._keys, self._raw_keys
         for surrogate_id, key_id in wanted:
-            entry = keys.get(key_id)
-            if entry is not None:  # what _decrypting_key does with a cached key, inline
-                out.append(raw_keys.get(key_id, False) if entry[0] == surrogate_id else False)
-                continue
             try:
                 self._decrypting_key(surrogate_id, key_id)
             except KeyDestroyed:

@@ -69,8 +69,6 @@ class ReleaseBuffer(Generic[T]):
         self._parts: dict[Hashable, _Partition[T]] = {}
         self._flows = 0
         self._deadline: float | None = None
-        # What the last `take` returned, by partition: (partition, first item, last item).
-        self.spans: list[tuple[Hashable, T, T]] = []
 
     def __len__(self) -> int:
         return sum(len(p.items) for p in self._parts.values())
@@ -110,13 +108,14 @@ class ReleaseBuffer(Generic[T]):
         once the flow window is due (or with `flush`, when the worker stops), otherwise the
         partitions with no flow event waiting. What is returned is forgotten here."""
         if flush or self.window_due(now):
-            taken = list(self._parts.items())
+            out = [item for part in self._parts.values() for item in part.items]
             self.clear()
-        else:
-            ready = [key for key, part in self._parts.items() if part.flows == 0]
-            taken = [(key, self._parts.pop(key)) for key in ready]
-        self.spans = [(key, part.items[0], part.items[-1]) for key, part in taken if part.items]
-        return [item for _, part in taken for item in part.items]
+            return out
+        ready = [key for key, part in self._parts.items() if part.flows == 0]
+        out = []
+        for key in ready:
+            out.extend(self._parts.pop(key).items)
+        return out
 
     def wait(self, now: float, cap: float) -> float:
         """How long the worker may block waiting for more records before it has something

@@ -452,7 +452,7 @@ class DeidWorker:
             released = [*released, heartbeat]
             if hashes is not None:
                 hashes = [*hashes, sha256_hex(heartbeat)]
-        self._commit(window, released, result, dead, window_id, hashes, self._buffer.spans)
+        self._commit(window, released, result, dead, window_id, hashes)
         counters = self.counters
         counters.windows += 1
         counters.processed += result.processed
@@ -504,13 +504,6 @@ class DeidWorker:
         c = self.config
         policy_version = None if self.policy is None or c.passthrough else self.policy.version
         out = []
-        if released and (max(map(len, released)) + 80) * c.envelope_size <= MAX_ENVELOPE_BYTES:
-            # No envelope can reach the byte limit: cut by count alone.
-            step = c.envelope_size
-            return [
-                self._seal(released[i : i + step], policy_version, hashes, i)
-                for i in range(0, len(released), step)
-            ]
         start = 0
         size = 0
         for n, text in enumerate(released):
@@ -573,28 +566,19 @@ class DeidWorker:
         dead: list[tuple[Message, str]],
         window_id: str,
         hashes: list[str] | None = None,
-        spans: Sequence[tuple[Any, Message, Message]] = (),
     ) -> None:
         """Produce the window's output and commit it with the consumed offsets, atomically.
-        Retries retriable errors; on an abortable error aborts, rewinds and re-runs.
-        `spans`, when given, are the window's partitions with their first and last message
-        (the release buffer's, in offset order): the offsets come from those alone."""
+        Retries retriable errors; on an abortable error aborts, rewinds and re-runs."""
         c = self.config
         envelopes = self._envelopes(released, hashes)
         key = c.site_code.encode()
         offsets: dict[tuple[str, int], int] = {}
         starts: dict[tuple[str, int], int] = {}
-        if spans and window:
-            for _, first, last in spans:
-                tp = (str(first.topic()), int(first.partition() or 0))
-                starts[tp] = int(first.offset() or 0)
-                offsets[tp] = int(last.offset() or 0) + 1
-        else:
-            for msg in window:
-                tp = (str(msg.topic()), int(msg.partition() or 0))
-                offset = int(msg.offset() or 0)
-                offsets[tp] = max(offsets.get(tp, -1), offset + 1)
-                starts[tp] = min(starts.get(tp, offset), offset)
+        for msg in window:
+            tp = (str(msg.topic()), int(msg.partition() or 0))
+            offset = int(msg.offset() or 0)
+            offsets[tp] = max(offsets.get(tp, -1), offset + 1)
+            starts[tp] = min(starts.get(tp, offset), offset)
         if self._await_broker():
             # The broker was away: the consumer's group membership has likely lapsed, and
             # offsets sent with it would be refused (or hang). Re-run the window after

@@ -79,15 +79,3 @@ def test_raw_partition_by_kind() -> None:
     assert raw_partition(RawFlowEvent.record_type, 3) == FLOW_PARTITION
     assert raw_partition(RawFlowEvent.record_type, 1) is None
     assert raw_partition(RawCensusSnapshot.record_type, 0) is None
-
-
-def test_take_reports_each_partitions_first_and_last_record() -> None:
-    buffer: ReleaseBuffer[str] = ReleaseBuffer(max_records=100, max_seconds=1.0)
-    buffer.add("p1", "flow-1", is_flow=True, now=0.0)
-    buffer.add("p0", "census-1", is_flow=False, now=0.0)
-    buffer.add("p0", "census-2", is_flow=False, now=0.0)
-    buffer.add("p1", "flow-2", is_flow=True, now=0.1)
-    assert buffer.take(0.5) == ["census-1", "census-2"]
-    assert buffer.spans == [("p0", "census-1", "census-2")]
-    assert buffer.take(1.0) == ["flow-1", "flow-2"]
-    assert buffer.spans == [("p1", "flow-1", "flow-2")]
