@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 
 from site_agent.config import AgentConfig, UnitConfig
+from site_agent.hl7.ack import base36
 from site_agent.hl7.er7 import escape
 
 __all__ = ["Hl7Builder", "SynthPatient", "SyntheticHospital", "random_patient"]
@@ -238,16 +239,6 @@ class _Event:
     action: Callable[[], None] = field(compare=False)
 
 
-def _base36(n: int) -> str:
-    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return out
-
-
 class SyntheticHospital:
     """Generates (sim_time, message) pairs for the hospital described by an agent config.
 
@@ -272,7 +263,7 @@ class SyntheticHospital:
         # Control ids are unique per run (MSH-10 is at most 20 characters): the agent acknowledges
         # a repeated control id as a duplicate without applying it, so a feed restarted against
         # the same agent must not reuse the previous run's "S1", "S2", ...
-        run = _base36(int(start.timestamp()))
+        run = base36(int(start.timestamp()))
         self.build = Hl7Builder(sending_app, config.site_code, config.timezone, prefix=f"S{run}-")
         self.units = {u.code: u for u in config.units}
         self.ed = next((u for u in config.units if u.is_ed), None)

@@ -77,7 +77,8 @@ class AckHeader:
 _counter = itertools.count(1)
 
 
-def _base36(n: int) -> str:
+def base36(n: int) -> str:
+    """`n` (>= 0) in base 36: short unique parts of HL7 control ids (MSH-10, 20 characters)."""
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
     while n:
@@ -88,7 +89,7 @@ def _base36(n: int) -> str:
 
 # ACK control IDs must not repeat after a restart: a start-time prefix (ms, base 36) and a
 # counter, well within the 20 characters MSH-10 has in v2.5.
-_PREFIX = "A" + _base36(time.time_ns() // 1_000_000)
+_PREFIX = "A" + base36(time.time_ns() // 1_000_000)
 
 
 def header_from_prefix(data: bytes) -> AckHeader:
@@ -183,7 +184,7 @@ def build_ack(
         header.processing_id,
         header.version,
     )
-    segments = [f"{head}{ts}{mid}{_PREFIX}{_base36(next(_counter))}{end}"]
+    segments = [f"{head}{ts}{mid}{_PREFIX}{base36(next(_counter))}{end}"]
     msa_text = escape(text[:80], enc)
     segments.append(f.join(("MSA", code.value, escape(header.control_id, enc), msa_text)))
     if error is not None:
