@@ -17,7 +17,10 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from deid.contracts import RegionalRecord, verify_envelope
+from deid.contracts.raw import RawRecord
+from deid.contracts.topics import RECORD_TYPE_HEADER
 from deid.signing import PublicKeys
+from deid.windowing import raw_partition
 
 
 def create_topics(bootstrap: str, topics: Iterable[str], partitions: int = 1) -> None:
@@ -62,6 +65,26 @@ def produce(bootstrap: str, topic: str, key: bytes, values: Iterable[bytes | Non
     assert producer.flush(60) == 0
     assert failures == []
     return count
+
+
+def produce_as_relay(
+    bootstrap: str, topic: str, key: bytes, records: Iterable[RawRecord], partitions: int = 3
+) -> None:
+    """Produce raw records the way the site agent's relay does: each kind on its partition
+    (`raw_partition`), with its `record_type` header."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for record in records:
+        partition = raw_partition(record.record_type, partitions)
+        assert partition is not None, "a topic of one partition has no separate kinds"
+        producer.produce(
+            topic,
+            key=key,
+            value=record.encode(),
+            partition=partition,
+            headers=[(RECORD_TYPE_HEADER, record.record_type.encode())],
+        )
+        producer.poll(0)
+    assert producer.flush(60) == 0
 
 
 def consume_all(bootstrap: str, topic: str) -> list[Any]:

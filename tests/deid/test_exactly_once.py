@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 
 from deid.contracts import raw_topic
-from deid.contracts.topics import CAPACITY_PARTITION, FLOW_PARTITION, RECORD_TYPE_HEADER
 from deid.testing.synthetic import EVENT_START, SyntheticSite
 from tests.deid.conftest import ROOT, k1_policy_doc
-from tests.deid.kafka_helpers import consume_all, create_topics, produce
+from tests.deid.kafka_helpers import consume_all, create_topics, produce, produce_as_relay
 
 pytestmark = pytest.mark.kafka
 
@@ -154,18 +152,7 @@ def test_kill_9_with_census_released_apart_from_flow_windows(
     patients = synthetic.patients(500)
     flows = synthetic.flow_events(patients, 8_000)
     census = [c for i in range(200) for c in synthetic.census(EVENT_START + timedelta(minutes=i))]
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 20})
-    pairs = [(c, CAPACITY_PARTITION) for c in census] + [(e, FLOW_PARTITION) for e in flows]
-    for record, partition in pairs:
-        producer.produce(
-            topic,
-            key=site_code.encode(),
-            value=record.encode(),
-            partition=partition,
-            headers=[(RECORD_TYPE_HEADER, record.record_type.encode())],
-        )
-        producer.poll(0)
-    assert producer.flush(60) == 0
+    produce_as_relay(kafka_bootstrap, topic, site_code.encode(), [*census, *flows])
     output = f"test.{site_code}.regional"
     args = [
         "--site", site_code,

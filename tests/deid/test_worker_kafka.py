@@ -9,7 +9,6 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deid.contracts import (
@@ -21,13 +20,19 @@ from deid.contracts import (
     raw_topic,
     site_deadletter_topic,
 )
-from deid.contracts.topics import CAPACITY_PARTITION, FLOW_PARTITION, RECORD_TYPE_HEADER
 from deid.keystore import KeyDestroyed, PatientKeyStore
 from deid.policy import encode_policy_message, load_policy, sign_policy
 from deid.signing import generate_signing_key
 from deid.testing.synthetic import SyntheticSite
 from deid.worker import DeidWorker, WorkerConfig
-from tests.deid.kafka_helpers import consume_all, create_topics, headers, produce, regional_records
+from tests.deid.kafka_helpers import (
+    consume_all,
+    create_topics,
+    headers,
+    produce,
+    produce_as_relay,
+    regional_records,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -261,18 +266,7 @@ def test_census_is_released_without_waiting_for_the_flow_window(
     patients = synthetic.patients(100)
     flows = synthetic.flow_events(patients, 200)
     census = synthetic.census()
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 5})
-    for record, partition in [(e, FLOW_PARTITION) for e in flows] + [
-        (c, CAPACITY_PARTITION) for c in census
-    ]:
-        producer.produce(
-            topic,
-            key=site_code.encode(),
-            value=record.encode(),
-            partition=partition,
-            headers=[(RECORD_TYPE_HEADER, record.record_type.encode())],
-        )
-    assert producer.flush(30) == 0
+    produce_as_relay(kafka_bootstrap, topic, site_code.encode(), [*flows, *census])
     worker = make_worker(
         kafka_bootstrap,
         site_code,
