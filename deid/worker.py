@@ -8,6 +8,8 @@
     -> one Kafka transaction: envelopes to regional.deid.v1, held slices, dead letters, and
        the consumed offsets (send_offsets_to_transaction) -> commit
 
+The next window is consumed and transformed (on a second thread; the native core releases
+the GIL) while one is sealed and committed; windows still commit one at a time, in order.
 Everything a window produces and the offsets it consumed commit atomically, so after a crash,
 a kill -9 or a broker restart the window is processed again and downstream read_committed
 consumers see each input reflected exactly once. SIGTERM/SIGINT finish the current window,
@@ -27,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +68,7 @@ from deid.policy import Policy, PolicyError, decode_policy_message, load_policy_
 from deid.signing import PublicKeyLike, site_signing_key_from_env
 from deid.stream_window import (
     RAW_TYPES,
+    WindowOutcome,
     decode_raw,
     decode_site_record,
     identity_window,
@@ -217,6 +221,8 @@ class DeidWorker:
         self.control: Consumer | None = None
         self._pending_revoked = False
         self._buffer: ReleaseBuffer[Message] = ReleaseBuffer(5000, 5.0)
+        # Windows taken from the buffer and not committed yet, oldest first.
+        self._unfinished: list[list[Message]] = []
         # Monotonic times of the first record consumed and the last window committed (the
         # benchmark's measurement interval: start-up and idle time excluded).
         self.first_record_at: float | None = None
@@ -339,15 +345,25 @@ class DeidWorker:
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, 50, 50)
         idle_since = time.monotonic()
+        # Two windows overlap: while one is sealed and committed here, the next is
+        # transformed on the transformer thread (the native core releases the GIL). Windows
+        # still commit one at a time and in order; see _rewind for a failed commit.
+        pending: Future[_Transformed] | None = None
+        transformer = ThreadPoolExecutor(1, thread_name_prefix="deid-transform")
         try:
             while not self._stopping:
                 self._poll_control()
-                window = self._collect_window()
-                if window:
+                # With a window in flight, take only what is ready now: it commits as soon
+                # as nothing else is there to overlap with (census latency).
+                window = self._collect_window(block=pending is None)
+                following = self._submit(transformer, window) if window else None
+                if pending is not None:
                     try:
-                        self._process_window(window)
+                        self._finish(pending.result())
                     except _RetryWindow:
-                        continue  # aborted and rewound: the next window re-reads the same
+                        following = None  # rewound with it: re-read from the failed window on
+                pending = following
+                if window:
                     idle_since = time.monotonic()
                     if c.throttle > 0:
                         time.sleep(len(window) / c.throttle)
@@ -357,11 +373,17 @@ class DeidWorker:
                 ):
                     log.info("idle for %.1f s: exiting", c.exit_when_idle)
                     break
-                # A failed heartbeat transaction has nothing to rewind: the next one goes later.
-                with contextlib.suppress(_RetryWindow):
-                    self._maybe_heartbeat_alone()
+                if pending is None:
+                    # A failed heartbeat transaction has nothing to rewind: the next one goes
+                    # later.
+                    with contextlib.suppress(_RetryWindow):
+                        self._maybe_heartbeat_alone()
                 self._maybe_log_stats()
+            if pending is not None:  # stopping: the last window commits before exit
+                with contextlib.suppress(_RetryWindow):
+                    self._finish(pending.result())
         finally:
+            transformer.shutdown(wait=True, cancel_futures=True)
             gc.set_threshold(*thresholds)  # as it was, for a caller running us in-process
             gc.unfreeze()
             self._maybe_log_stats(force=True)
@@ -381,10 +403,11 @@ class DeidWorker:
         seconds = c.window_max_seconds or (self.policy.window_max_seconds if self.policy else 5.0)
         return records, seconds
 
-    def _collect_window(self) -> list[Message]:
+    def _collect_window(self, *, block: bool = True) -> list[Message]:
         """Consume until something may be released (see `deid.windowing`): capacity records
         as soon as they arrive, flow events when their release window closes. Returns [] when
-        idle. Records of a partition still waiting for the flow window stay buffered across
+        idle, or (block=False) when nothing is ready after one look at what has arrived.
+        Records of a partition still waiting for the flow window stay buffered across
         calls."""
         max_records, max_seconds = self._window_limits()
         buffer = self._buffer
@@ -396,7 +419,7 @@ class DeidWorker:
                 return ready
             # poll() returns at the first record (consume() would sit out its whole timeout
             # unless the batch fills), then whatever else has arrived is drained at once.
-            first = self.consumer.poll(buffer.wait(now, 0.5))
+            first = self.consumer.poll(buffer.wait(now, 0.5) if block else 0)
             batch = [first] if first is not None else []
             if first is not None:
                 room = min(buffer.room() - 1, 10_000)
@@ -407,6 +430,8 @@ class DeidWorker:
                 self._pending_revoked = False
             if not batch and not len(buffer):
                 return []  # idle
+            if not block and not batch:
+                return []
             now = time.monotonic()
             for msg in batch:
                 err = msg.error()
@@ -423,7 +448,16 @@ class DeidWorker:
         # Stopping: what is buffered is released now, not dropped (it would be re-read).
         return buffer.take(time.monotonic(), flush=True)
 
-    def _process_window(self, window: list[Message]) -> None:
+    def _submit(
+        self, transformer: ThreadPoolExecutor, window: list[Message]
+    ) -> Future[_Transformed]:
+        """Start transforming a window on the transformer thread. Until it commits it counts
+        as unfinished: a failed commit of an earlier window rewinds it too."""
+        self._unfinished.append(window)
+        return transformer.submit(self._transform, window, self.policy)
+
+    def _transform(self, window: list[Message], policy: Policy | None) -> _Transformed:
+        """The window's output (runs on the transformer thread; touches no Kafka client)."""
         c = self.config
         values = [msg.value() for msg in window]
         window_id = str(uuid.uuid4())
@@ -435,7 +469,7 @@ class DeidWorker:
             outcome = process_window(
                 values,
                 site_code=c.site_code,
-                policy=self.policy,
+                policy=policy,
                 keystore=self.keystore,
                 window_id=window_id,
                 produced_at=now,
@@ -443,16 +477,24 @@ class DeidWorker:
             )
         if trace:
             self._trace_consumed(values)
+        policy_version = None if policy is None or c.passthrough else policy.version
+        return _Transformed(window, outcome, window_id, now, policy_version)
+
+    def _finish(self, done: _Transformed) -> None:
+        """Seal the transformed window and commit it with its offsets (one transaction)."""
+        c = self.config
+        window, outcome = done.window, done.outcome
         result = outcome.result
         dead = [(window[i], reason) for i, reason in outcome.dead]
         released = result.released
         hashes = outcome.hashes
         if time.monotonic() - self._last_heartbeat >= c.heartbeat_interval:
-            heartbeat = self._worker_heartbeat(now)
+            heartbeat = self._worker_heartbeat(done.produced_at)
             released = [*released, heartbeat]
             if hashes is not None:
                 hashes = [*hashes, sha256_hex(heartbeat)]
-        self._commit(window, released, result, dead, window_id, hashes)
+        self._commit(window, released, result, dead, done.window_id, hashes, done.policy_version)
+        self._unfinished.remove(window)
         counters = self.counters
         counters.windows += 1
         counters.processed += result.processed
@@ -496,13 +538,17 @@ class DeidWorker:
         if time.monotonic() - self._last_heartbeat < self.config.heartbeat_interval:
             return
         hb = self._worker_heartbeat(datetime.now(UTC))
-        self._commit([], [hb], WindowResult(), [], "heartbeat")
+        self._commit([], [hb], WindowResult(), [], "heartbeat", None, self._policy_version())
 
-    def _envelopes(self, released: list[str], hashes: list[str] | None = None) -> list[bytes]:
+    def _policy_version(self) -> int | None:
+        return None if self.policy is None or self.config.passthrough else self.policy.version
+
+    def _envelopes(
+        self, released: list[str], hashes: list[str] | None, policy_version: int | None
+    ) -> list[bytes]:
         """Envelopes of at most envelope_size records and MAX_ENVELOPE_BYTES; `hashes` are
         the records' SHA-256 when already known (the native core computes them)."""
         c = self.config
-        policy_version = None if self.policy is None or c.passthrough else self.policy.version
         out = []
         start = 0
         size = 0
@@ -565,12 +611,14 @@ class DeidWorker:
         result: WindowResult,
         dead: list[tuple[Message, str]],
         window_id: str,
-        hashes: list[str] | None = None,
+        hashes: list[str] | None,
+        policy_version: int | None,
     ) -> None:
         """Produce the window's output and commit it with the consumed offsets, atomically.
-        Retries retriable errors; on an abortable error aborts, rewinds and re-runs."""
+        `policy_version` is that of the policy the window was transformed with. Retries
+        retriable errors; on an abortable error aborts, rewinds and re-runs."""
         c = self.config
-        envelopes = self._envelopes(released, hashes)
+        envelopes = self._envelopes(released, hashes, policy_version)
         key = c.site_code.encode()
         offsets: dict[tuple[str, int], int] = {}
         starts: dict[tuple[str, int], int] = {}
@@ -590,7 +638,7 @@ class DeidWorker:
             for env in envelopes:
                 self.producer.produce(c.output_topic, key=key, value=env)
             for held in result.held:
-                self._produce_held(held, window_id, key)
+                self._produce_held(held, window_id, key, policy_version)
             for msg, reason in dead:
                 self._produce_dead_letter(msg, reason, key)
             if offsets:
@@ -606,14 +654,16 @@ class DeidWorker:
         self.counters.envelopes += len(envelopes)
         self.last_commit_at = time.monotonic()
 
-    def _produce_held(self, held: HeldSlice, window_id: str, key: bytes) -> None:
+    def _produce_held(
+        self, held: HeldSlice, window_id: str, key: bytes, policy_version: int | None
+    ) -> None:
         c = self.config
         value = json.dumps(
             {
                 "record_type": "site.held_slice",
                 "site_code": c.site_code,
                 "window_id": window_id,
-                "policy_version": self.policy.version if self.policy else None,
+                "policy_version": policy_version,
                 "kind": held.kind,
                 "audience": held.audience,
                 "reasons": held.reasons,
@@ -682,10 +732,13 @@ class DeidWorker:
         raise _RetryWindow from None
 
     def _rewind(self, starts: dict[tuple[str, int], int]) -> None:
-        """Seek back to a window's first offsets so that it is consumed again, and the
-        partitions still buffered for the flow window to theirs (they are read again too)."""
+        """Seek back to a window's first offsets so that it is consumed again, and so are the
+        windows consumed after it and not committed yet (the one being transformed meanwhile
+        is dropped) and the partitions still buffered for the flow window."""
         starts = dict(starts)
-        for msg in self._buffer.pending():
+        unfinished = [msg for window in self._unfinished for msg in window]
+        self._unfinished.clear()
+        for msg in [*unfinished, *self._buffer.pending()]:
             tp = (str(msg.topic()), int(msg.partition() or 0))
             offset = int(msg.offset() or 0)
             starts[tp] = min(starts.get(tp, offset), offset)
@@ -783,6 +836,17 @@ class _Watchdog:
 
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
+
+
+@dataclass
+class _Transformed:
+    """A window and its output, ready to seal and commit."""
+
+    window: list[Message]
+    outcome: WindowOutcome
+    window_id: str
+    produced_at: datetime
+    policy_version: int | None
 
 
 class _RetryWindow(Exception):

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deid.contracts import (
@@ -25,6 +26,7 @@ from deid.policy import encode_policy_message, load_policy, sign_policy
 from deid.signing import generate_signing_key
 from deid.testing.synthetic import SyntheticSite
 from deid.worker import DeidWorker, WorkerConfig
+from tests.deid.conftest import k1_policy_doc
 from tests.deid.kafka_helpers import (
     consume_all,
     create_topics,
@@ -291,3 +293,67 @@ def test_census_is_released_without_waiting_for_the_flow_window(
     flows_at = min(r.produced_at for r in flow_out)
     assert (flows_at - census_at).total_seconds() > 2.0
     assert worker.counters.windows >= 2
+
+
+class _FailingCommits:
+    """The worker's producer, whose commit_transaction fails (abortable, as when the broker
+    fences a transaction) on the given calls; everything else goes to the real producer."""
+
+    def __init__(self, producer: Producer, fail_on: set[int]) -> None:
+        self._producer = producer
+        self._fail_on = fail_on
+        self.commits = 0
+
+    def commit_transaction(self, *args: Any) -> None:
+        self.commits += 1
+        if self.commits in self._fail_on:
+            raise KafkaException(
+                KafkaError(KafkaError._FENCED, "injected", txn_requires_abort=True)
+            )
+        self._producer.commit_transaction(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+
+def test_a_failed_commit_rewinds_the_window_being_transformed_meanwhile(
+    kafka_bootstrap: str,
+    site_code: str,
+    synthetic: SyntheticSite,
+    keystore: PatientKeyStore,
+    site_key: Ed25519PrivateKey,
+    governance_key: Ed25519PrivateKey,
+) -> None:
+    """Windows are transformed while the previous one commits. When a commit fails, its
+    window and the one after it (already consumed and transformed) are read again: every
+    flow event and census snapshot comes out exactly once, on both partitions."""
+    topic = raw_topic(site_code)
+    create_topics(kafka_bootstrap, [topic], partitions=3)
+    flows = synthetic.flow_events(synthetic.patients(300), 3000)
+    census = synthetic.census()
+    produce_as_relay(kafka_bootstrap, topic, site_code.encode(), [*census, *flows])
+    worker = make_worker(
+        kafka_bootstrap,
+        site_code,
+        site_key,
+        governance_key,
+        keystore=keystore,
+        policy_doc=k1_policy_doc(),
+    )
+    worker.config.window_max_records = 200
+    failing = _FailingCommits(worker.producer, fail_on={3, 6, 9})
+    worker.producer = failing  # type: ignore[assignment]
+    assert worker.run() == 0
+
+    records = regional_records(
+        consume_all(kafka_bootstrap, worker.config.output_topic), site_key.public_key()
+    )
+    flow_sources = Counter(r.source_event_id for r in records if isinstance(r, FlowRecord))
+    census_out = Counter(r.event_id for r in records if isinstance(r, CensusRecord))
+    assert set(flow_sources) == {e.event_id for e in flows}
+    assert set(flow_sources.values()) == {1}  # k1 policy: one audience, nothing suppressed
+    assert len(census_out) == len(census)
+    assert set(census_out.values()) == {1}
+    assert worker.counters.aborted_transactions == 3
+    assert worker.counters.processed == len(flows) + len(census)
+    assert failing.commits > 15  # windows of 200: the failures fell mid-stream

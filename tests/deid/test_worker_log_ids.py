@@ -44,7 +44,7 @@ def test_each_sealed_envelope_and_released_record_is_logged_with_its_ids(
     )
     records = [_census("STM") for _ in range(3)]
     with caplog.at_level(logging.DEBUG, logger="deid.worker"):
-        envelopes = worker._envelopes([canonical_json(r.to_dict()) for r in records])
+        envelopes = worker._envelopes([canonical_json(r.to_dict()) for r in records], None, 1)
 
     sealed = [json.loads(e)["batch_id"] for e in envelopes]
     assert len(sealed) == 2

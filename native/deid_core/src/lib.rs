@@ -119,10 +119,14 @@ fn declined(reason: &str) -> Outcome {
 /// Transform the flow events of one window. `key_lookup(pairs)` gets the distinct
 /// (surrogate_id, key_id) pairs and returns, in the same order, the 32-byte data key, None
 /// for a destroyed key (erasure), or False when the key store would refuse the pair.
+///
+/// Decoding, and everything from decryption to the digests, run with the GIL released, so a
+/// worker can seal and commit the previous window on another thread meanwhile.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 #[pyo3(signature = (messages, site_code, key_lookup, rules, restricted_zip3, policy_version, window_id, produced_at))]
 fn transform_flow_window(
+    py: Python<'_>,
     messages: &Bound<'_, PyList>,
     site_code: &str,
     key_lookup: &Bound<'_, PyAny>,
@@ -133,22 +137,30 @@ fn transform_flow_window(
     produced_at: &str,
 ) -> PyResult<Outcome> {
     let compiled: Vec<Rule> = rules.iter().map(compile).collect::<PyResult<_>>()?;
+    let disallowed: Vec<Vec<usize>> = rules
+        .iter()
+        .map(|spec| spec.verify_disallowed.iter().map(|f| field(f)).collect())
+        .collect::<PyResult<_>>()?;
     let items: Vec<Bound<'_, PyAny>> = messages.iter().collect();
     if items.len() >= 65_536 {
         return Ok(declined("window too large for the core"));
     }
-    let mut others = Vec::new();
-    let mut raws = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let decoded = item
-            .downcast::<PyBytes>()
-            .ok()
-            .and_then(|b| raw::decode_flow(b.as_bytes(), site_code));
-        match decoded {
-            Some(r) => raws.push(r),
-            None => others.push(i),
+    // The message bytes stay alive in `items` (and bytes objects are immutable).
+    let data: Vec<Option<&[u8]>> = items
+        .iter()
+        .map(|item| item.downcast::<PyBytes>().ok().map(|b| b.as_bytes()))
+        .collect();
+    let (raws, others) = py.allow_threads(|| {
+        let mut others = Vec::new();
+        let mut raws = Vec::with_capacity(data.len());
+        for (i, bytes) in data.iter().enumerate() {
+            match bytes.and_then(|b| raw::decode_flow(b, site_code)) {
+                Some(r) => raws.push(r),
+                None => others.push(i),
+            }
         }
-    }
+        (raws, others)
+    });
     // Keys: one lookup for the window's distinct (surrogate, key) pairs.
     let mut pair_index: rustc_hash::FxHashMap<(&str, &str), usize> = Default::default();
     let mut pairs: Vec<(String, String)> = Vec::new();
@@ -163,10 +175,6 @@ fn transform_flow_window(
     }
     let found = key_lookup.call1((pairs,))?;
     let found: Vec<Bound<'_, PyAny>> = found.try_iter()?.collect::<PyResult<_>>()?;
-    enum Key {
-        Open(Box<aes_gcm::Aes256Gcm>),
-        Destroyed,
-    }
     let mut keys: Vec<Key> = Vec::with_capacity(found.len());
     for f in &found {
         if f.is_none() {
@@ -180,83 +188,125 @@ fn transform_flow_window(
             return Ok(declined("key store refuses a key"));
         }
     }
-    let n_flows = raws.len();
-    let mut erased = 0;
-    let mut events: Vec<Event<'_>> = Vec::with_capacity(raws.len());
-    for r in raws {
-        let key = &keys[pair_index[&(r.surrogate_id, r.key_id)]];
-        let cipher = match key {
-            Key::Destroyed => {
-                erased += 1;
+    let window = Window {
+        raws,
+        keys: &keys,
+        pair_index: &pair_index,
+        restricted_zip3: &restricted_zip3,
+        compiled: &compiled,
+        disallowed: &disallowed,
+        rules: &rules,
+        header: Header::new(policy_version, produced_at, window_id),
+        policy_version,
+    };
+    Ok(match py.allow_threads(|| window.transform()) {
+        Ok((n_flows, erased, slices)) => (None, others, n_flows, erased, slices),
+        Err(reason) => declined(reason),
+    })
+}
+
+enum Key {
+    Open(Box<aes_gcm::Aes256Gcm>),
+    Destroyed,
+}
+
+/// One window's decoded flow events and what transforming them needs; no Python objects.
+struct Window<'a> {
+    raws: Vec<raw::RawFlow<'a>>,
+    keys: &'a [Key],
+    pair_index: &'a rustc_hash::FxHashMap<(&'a str, &'a str), usize>,
+    restricted_zip3: &'a [String],
+    compiled: &'a [Rule],
+    disallowed: &'a [Vec<usize>],
+    rules: &'a [RuleSpec],
+    header: Header,
+    policy_version: i64,
+}
+
+impl Window<'_> {
+    /// (flow events, erased, slices), or the reason the core declines the window.
+    fn transform(self) -> Result<(usize, usize, Vec<Slice>), &'static str> {
+        let policy_version = self.policy_version;
+        let n_flows = self.raws.len();
+        let mut erased = 0;
+        let mut events: Vec<Event<'_>> = Vec::with_capacity(n_flows);
+        for r in self.raws {
+            let key = &self.keys[self.pair_index[&(r.surrogate_id, r.key_id)]];
+            let cipher = match key {
+                Key::Destroyed => {
+                    erased += 1;
+                    continue;
+                }
+                Key::Open(c) => c,
+            };
+            let Some(plain) = phi::decrypt(cipher, r.surrogate_id, r.key_id, r.phi_ciphertext)
+            else {
+                return Err("ciphertext does not open");
+            };
+            let Some(demo) = phi::demographics(&plain, self.restricted_zip3) else {
+                return Err("PHI not read exactly");
+            };
+            let facts = flow::event_facts(&r, &demo);
+            events.push(Event {
+                raw: r,
+                demo,
+                facts,
+            });
+        }
+        let restricted: rustc_hash::FxHashSet<String> =
+            self.restricted_zip3.iter().cloned().collect();
+        let mut slices = Vec::with_capacity(self.compiled.len());
+        for ((rule, spec), disallowed) in self
+            .compiled
+            .iter()
+            .zip(self.rules.iter())
+            .zip(self.disallowed.iter())
+        {
+            let mut recs = flow::audience_records(&events, rule, policy_version);
+            let k = flow::enforce_k(&mut recs, &events, rule);
+            let n_out = recs.len();
+            let held = n_out > 0 && (k.suppressed as f64) > rule.max_suppression * (n_out as f64);
+            let chosen: Vec<&flow::Rec<'_>> = recs
+                .iter()
+                .zip(k.keep.iter())
+                .filter(|(_, &keep)| held || keep)
+                .map(|(r, _)| r)
+                .collect();
+            let audience = flow::audience_fragment(&rule.audience);
+            let mut texts = Vec::with_capacity(chosen.len());
+            for r in &chosen {
+                let mut s = String::with_capacity(1024);
+                flow::canonical(&mut s, r, &events[r.ev], &audience, &self.header);
+                texts.push(s);
+            }
+            if held {
+                slices.push((rule.audience.clone(), 2, texts, vec![], k.suppressed, n_out));
                 continue;
             }
-            Key::Open(c) => c,
-        };
-        let Some(plain) = phi::decrypt(cipher, r.surrogate_id, r.key_id, r.phi_ciphertext) else {
-            return Ok(declined("ciphertext does not open"));
-        };
-        let Some(demo) = phi::demographics(&plain, &restricted_zip3) else {
-            return Ok(declined("PHI not read exactly"));
-        };
-        let facts = flow::event_facts(&r, &demo);
-        events.push(Event {
-            raw: r,
-            demo,
-            facts,
-        });
-    }
-    let header = Header::new(policy_version, produced_at, window_id);
-    let restricted: rustc_hash::FxHashSet<String> = restricted_zip3.iter().cloned().collect();
-    let mut slices = Vec::with_capacity(compiled.len());
-    for (rule, spec) in compiled.iter().zip(rules.iter()) {
-        let mut recs = flow::audience_records(&events, rule, policy_version);
-        let k = flow::enforce_k(&mut recs, &events, rule);
-        let n_out = recs.len();
-        let held = n_out > 0 && (k.suppressed as f64) > rule.max_suppression * (n_out as f64);
-        let chosen: Vec<&flow::Rec<'_>> = recs
-            .iter()
-            .zip(k.keep.iter())
-            .filter(|(_, &keep)| held || keep)
-            .map(|(r, _)| r)
-            .collect();
-        let audience = flow::audience_fragment(&rule.audience);
-        let mut texts = Vec::with_capacity(chosen.len());
-        for r in &chosen {
-            let mut s = String::with_capacity(1024);
-            flow::canonical(&mut s, r, &events[r.ev], &audience, &header);
-            texts.push(s);
+            let checks = verify::Checks {
+                audience: rule.audience.clone(),
+                policy_version,
+                disallowed: disallowed.clone(),
+                floor_rank: spec.verify_floor_rank,
+                allowed_bands: spec.verify_allowed_bands.iter().cloned().collect(),
+                restricted_zip3: restricted.clone(),
+                qis: rule.qis.clone(),
+                k: rule.k,
+                ldiv: rule.ldiv,
+            };
+            let ok = verify::slice_ok(&chosen, &texts, &checks);
+            let hashes = texts.iter().map(|t| hex_sha256(t)).collect();
+            slices.push((
+                rule.audience.clone(),
+                if ok { 0 } else { 1 },
+                texts,
+                hashes,
+                k.suppressed,
+                n_out,
+            ));
         }
-        if held {
-            slices.push((rule.audience.clone(), 2, texts, vec![], k.suppressed, n_out));
-            continue;
-        }
-        let checks = verify::Checks {
-            audience: rule.audience.clone(),
-            policy_version,
-            disallowed: spec
-                .verify_disallowed
-                .iter()
-                .map(|f| field(f))
-                .collect::<PyResult<_>>()?,
-            floor_rank: spec.verify_floor_rank,
-            allowed_bands: spec.verify_allowed_bands.iter().cloned().collect(),
-            restricted_zip3: restricted.clone(),
-            qis: rule.qis.clone(),
-            k: rule.k,
-            ldiv: rule.ldiv,
-        };
-        let ok = verify::slice_ok(&chosen, &texts, &checks);
-        let hashes = texts.iter().map(|t| hex_sha256(t)).collect();
-        slices.push((
-            rule.audience.clone(),
-            if ok { 0 } else { 1 },
-            texts,
-            hashes,
-            k.suppressed,
-            n_out,
-        ));
+        Ok((n_flows, erased, slices))
     }
-    Ok((None, others, n_flows, erased, slices))
 }
 
 /// The identity worker's decode and re-encode: per message, the canonical JSON of the
