@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -118,20 +118,22 @@ def update_rows(
     *,
     only_if: Mapping[str, Sequence[Any]] | None = None,
     returning: bool = False,
+    append: Collection[str] = (),
 ) -> int | list[int]:
     """Set ``columns`` (field name: one value per key) on the rows whose ``key`` field (an
     integer) is in ``keys``, in one statement; with ``only_if`` (field name: allowed
-    values), only on rows that still hold one of those values when updated. Returns the
+    values), only on rows that still hold one of those values when updated; the fields in
+    ``append`` (JSON arrays) get the value appended (``||``) instead of replaced. Returns the
     number of rows updated, or with ``returning`` their keys."""
     if not keys:
         return [] if returning else 0
     if len(keys) >= STAGE_FROM:
-        return _update_staged(model, key, keys, columns, only_if, returning)
+        return _update_staged(model, key, keys, columns, only_if, returning, append)
     table = model._meta.db_table
     key_column, _ = _column(model, key)
     qn = connection.ops.quote_name
     names, select, document = _rows(model, {key: keys, **columns})
-    sets = ", ".join(f"{qn(c)} = v.{qn(c)}" for c in names[1:])
+    sets = _sets(model, names[1:], append)
     guard, params = _guard(model, only_if, "t.")
     sql = (
         f"UPDATE {qn(table)} AS t SET {sets} "  # noqa: S608  # nosec B608
@@ -146,6 +148,17 @@ def update_rows(
         return int(cursor.rowcount)
 
 
+def _sets(model: type[models.Model], columns: Sequence[str], append: Collection[str]) -> str:
+    """The SET list of an update from ``v``: each column replaced, or appended to (``||``)
+    for the columns of the fields in ``append``."""
+    qn = connection.ops.quote_name
+    appended = {_column(model, name)[0] for name in append}
+    return ", ".join(
+        f"{qn(c)} = t.{qn(c)} || v.{qn(c)}" if c in appended else f"{qn(c)} = v.{qn(c)}"
+        for c in columns
+    )
+
+
 # From this many rows, ``update_rows`` stages them by COPY (three more round trips, but no
 # document to parse and take apart: a load-balancing region renews thousands of a few kB).
 STAGE_FROM = 500
@@ -158,6 +171,7 @@ def _update_staged(
     columns: Mapping[str, Sequence[Any]],
     only_if: Mapping[str, Sequence[Any]] | None,
     returning: bool,
+    append: Collection[str] = (),
 ) -> int | list[int]:
     """``update_rows`` through a temporary table of the target's columns (no constraints;
     dropped at commit, emptied after each use): the rows go in by COPY, then one
@@ -171,7 +185,7 @@ def _update_staged(
         column, db_type = _column(model, name)
         names.append(column)
         values.append([_json_text(v) for v in vals] if db_type == "jsonb" else vals)
-    sets = ", ".join(f"{qn(c)} = v.{qn(c)}" for c in names[1:])
+    sets = _sets(model, names[1:], append)
     guard, params = _guard(model, only_if, "t.")
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
