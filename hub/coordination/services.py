@@ -25,6 +25,7 @@ from hub.coordination import models as m
 from hub.coordination.alerts_rules import (
     GROUPED_KINDS,
     Alertable,
+    AlertGroup,
     OpenAlert,
     members_of,
     plan_alerts,
@@ -634,8 +635,8 @@ def _store_alerts(
     plan = plan_alerts(candidates, open_alerts, now, config.alerts)
     new = plan.raise_new
     n = len(new)
-    new_words = [
-        c.members if c.kind in GROUPED_KINDS else (c.title[:300], c.message, dict(c.figures))
+    new_words: list[Any] = [
+        c.members if isinstance(c, AlertGroup) else (c.title[:300], c.message, dict(c.figures))
         for c in new
     ]
     created_ids = sqlrows.copy_insert(
@@ -659,7 +660,7 @@ def _store_alerts(
             "escalation_level": [0] * n,
             "history": [
                 [_history_entry(now, list(w), (), c.severity, False)]
-                if c.kind in GROUPED_KINDS
+                if isinstance(c, AlertGroup)
                 else []
                 for c, w in zip(new, new_words, strict=True)
             ],

@@ -4,6 +4,7 @@ that de-duplicates, resolves, reminds and escalates."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from hub.coordination.alerts_rules import (
     AlertCandidate,
@@ -107,7 +108,7 @@ def test_a_custom_rule_set_is_used() -> None:
     config = CONFIG.__class__(diversion=CONFIG.diversion, surge=CONFIG.surge, alerts=cfg)
     h = hospital("H", ed_boarding=3)
     ev = evaluate_region([h], {}, NO_PRIORS, NOW, config)
-    (a,) = [a for a in ev.alerts if a.kind == "threshold"]
+    (a,) = [a for a in ev.alerts if isinstance(a, AlertGroup) and a.kind == "threshold"]
     assert a.key == "threshold:H"
     assert a.members == {"ed_boarding": "critical"}
     assert a.title == "1 threshold breached at H: ED boarding 3"
@@ -227,7 +228,7 @@ def _group(code: str, **members: str) -> AlertGroup:
     return g
 
 
-def _live(g: AlertGroup, raised: float = 30, **kw: object) -> OpenAlert:
+def _live(g: AlertGroup, raised: float = 30, **kw: Any) -> OpenAlert:
     return _open(g.key, raised, members=g.members, severity=g.severity, **kw)
 
 
