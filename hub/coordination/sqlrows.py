@@ -185,7 +185,7 @@ def _update_staged(
     for name, vals in {key: keys, **columns}.items():
         column, db_type = _column(model, name)
         names.append(column)
-        values.append([_json_text(v) for v in vals] if db_type == "jsonb" else vals)
+        values.append(_copy_values(db_type, vals))
     sets = _sets(model, names[1:], append)
     guard, params = _guard(model, only_if, "t.")
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
@@ -256,7 +256,7 @@ def copy_insert(model: type[models.Model], columns: Mapping[str, Sequence[Any]])
     for name, vals in columns.items():
         column, db_type = _column(model, name)
         names.append(column)
-        values.append([_json_text(v) for v in vals] if db_type == "jsonb" else vals)
+        values.append(_copy_values(db_type, vals))
     sql = f"COPY {qn(table)} ({', '.join(qn(c) for c in names)}) FROM STDIN"
     with connection.cursor() as cursor:
         cursor.execute(
@@ -266,6 +266,27 @@ def copy_insert(model: type[models.Model], columns: Mapping[str, Sequence[Any]])
         ids = [row[0] for row in cursor.fetchall()]
         _copy(cursor.cursor, sql, zip(ids, *values, strict=True))
     return ids
+
+
+def _copy_values(db_type: str, values: Sequence[Any]) -> Sequence[Any]:
+    """One column's values as COPY is sent them: JSON as text; aware times as ISO text, each
+    distinct time formatted once (most time columns hold the evaluation's one time, and
+    psycopg's dumper took ≈ 1 µs a time, 4-5 times per row); the rest as they are."""
+    if db_type == "jsonb":
+        return [_json_text(v) for v in values]
+    if db_type != "timestamp with time zone":
+        return values
+    done: dict[datetime, str] = {}
+    out: list[Any] = []
+    for v in values:
+        if v is None or v.tzinfo is None:
+            out.append(v)
+            continue
+        text = done.get(v)
+        if text is None:
+            text = done[v] = v.isoformat()
+        out.append(text)
+    return out
 
 
 def _json_text(value: Any) -> str | None:
