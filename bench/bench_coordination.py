@@ -197,7 +197,9 @@ class Timing:
 def render_words(ev: RegionEvaluation) -> int:
     """What the service layer reads besides the decisions (``services._store_*``): every
     recommendation's explanation, figures and route rows' explanations, every surge
-    change's explanation (alerts carry theirs)."""
+    change's explanation (events and stale-feed alerts carry theirs; a grouped threshold or
+    forecast alert's words are made by the service only when it is raised or changes, so a
+    cold case pays them in the database bench, not here)."""
     n = 0
     for rec in ev.diversion.recommendations:
         n += len(rec.explanation) + len(rec.figures)

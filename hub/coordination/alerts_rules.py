@@ -9,12 +9,19 @@ Two kinds of alert:
 
 Every candidate has a de-duplication ``key``: while an alert with that key is open, the same
 condition does not raise it again (at most a reminder every ``renotify_minutes``).
+
+Threshold and forecast alerts are **grouped per hospital and kind** (``threshold:H``,
+``forecast:H``, as Alertmanager groups by labels): one alert lists every figure breaching,
+its severity the highest of theirs. It is rewritten only when its set of figures or a
+severity changes; it notifies again when a figure joins or its severity rises, and if it
+was acknowledged it opens again (escalation counting from then); figures clearing or the
+severity falling do not re-open it; it resolves when no figure breaches.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -57,7 +64,8 @@ class AlertCandidate(NamedTuple):
 
 class OpenAlert(NamedTuple):
     """An alert still live, as the plan reads it (a named tuple: a saturated national region
-    has tens of thousands, read every minute)."""
+    has tens of thousands, read every minute). ``raised_at``: when escalation counts from
+    (``Alert.opened_at``); ``members``: a grouped alert's figures (name: severity)."""
 
     key: str
     raised_at: datetime
@@ -66,15 +74,28 @@ class OpenAlert(NamedTuple):
     severity: str
     acknowledged: bool = False
     escalation_level: int = 0
+    members: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupChange:
+    """A live grouped alert whose figures or severity changed: rewritten in place."""
+
+    group: AlertGroup
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    notify: bool  # a figure joined or the severity rose: sent again
+    reopen: bool  # ... and it was acknowledged: open again, escalation from now
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertPlan:
-    raise_new: tuple[AlertCandidate, ...]  # not open yet: create and notify
+    raise_new: tuple[Alertable, ...]  # not open yet: create and notify
     refresh: tuple[AlertCandidate, ...]  # open and still true: update the figures, no notify
     remind: tuple[str, ...]  # open, unacknowledged, last notified long ago: notify again
     resolve: tuple[str, ...]  # open conditions that no longer hold
     escalate: tuple[tuple[str, int], ...]  # (key, new level) unacknowledged too long
+    change: tuple[GroupChange, ...] = ()  # grouped, still true, changed
 
 
 def figure_values(a: RegionArrays, figure: str) -> F:
@@ -102,33 +123,37 @@ def _format(figure: str, value: float) -> str:
     return explain.count(value)
 
 
-def threshold_alerts(a: RegionArrays, cfg: AlertConfig) -> list[AlertCandidate]:
+class Breach(NamedTuple):
+    """One figure of one hospital past a rule: a member of that hospital's grouped threshold
+    or forecast alert. Raw numbers; the words are made only for the groups stored."""
+
+    kind: str  # threshold, forecast
+    name: str  # the figure (threshold) or the unit (forecast)
+    severity: str
+    hospital: str
+    value: float  # the figure's value; forecast: the hours until full (p50)
+    limit: float  # the rule's threshold; forecast: the rule's hours
+    op: str
+    point: ForecastPoint | None = None  # forecast: the point at which it is full
+    age: int = 0  # forecast: minutes since it was made
+
+
+def threshold_breaches(a: RegionArrays, cfg: AlertConfig) -> list[Breach]:
     """Fresh hospitals whose figure crosses a threshold rule (stale ones raise the stale
     alert instead: their figures are not current)."""
-    out: list[AlertCandidate] = []
+    out: list[Breach] = []
     for rule in cfg.thresholds:
         v = figure_values(a, rule.figure)
         with np.errstate(invalid="ignore"):
             hit = (v >= rule.value) if rule.op == ">=" else (v <= rule.value)
         hit &= a.fresh
-        label = FIGURE_LABELS.get(rule.figure, rule.figure.replace("_", " "))
-        limit = _format(rule.figure, rule.value)
         idx = np.flatnonzero(hit)
-        for i, value in zip(idx.tolist(), v[idx].tolist(), strict=True):
-            code = a.codes[i]
-            shown = _format(rule.figure, value)
-            out.append(
-                AlertCandidate(
-                    key=f"threshold:{rule.figure}:{code}",
-                    kind="threshold",
-                    severity=rule.severity,
-                    hospital=code,
-                    title=f"{label} at {code}: {shown}",
-                    message=f"{label} at {code} is {shown} (alert {rule.op} {limit})",
-                    condition=True,
-                    figures={"figure": rule.figure, "value": value, "threshold": rule.value},
-                )
-            )
+        codes = a.codes
+        figure, severity, limit, op = rule.figure, rule.severity, rule.value, rule.op
+        out.extend(
+            Breach("threshold", figure, severity, codes[i], value, limit, op)
+            for i, value in zip(idx.tolist(), v[idx].tolist(), strict=True)
+        )
     return out
 
 
@@ -139,17 +164,16 @@ def _points(state: HospitalState, unit: str) -> tuple[ForecastPoint, ...]:
     return f.ed if unit == "ed" else f.icu if unit == "icu" else f.ward
 
 
-def forecast_alerts(
+def forecast_breaches(
     a: RegionArrays, states: Sequence[HospitalState], cfg: AlertConfig
-) -> list[AlertCandidate]:
-    """ "ICU at H forecast full in 6 h (p50)": the first horizon at which the median of free
+) -> list[Breach]:
+    """ "ICU at H forecast full in 6 h, p50": the first horizon at which the median of free
     places is at or below zero, if it is within the rule's hours (recent forecasts only)."""
-    out: list[AlertCandidate] = []
+    out: list[Breach] = []
     for rule in cfg.forecasts:
         first = a.first_full[:, FORECAST_UNITS.index(rule.unit)]
         with np.errstate(invalid="ignore"):
             hit = first <= rule.hours
-        unit = UNIT_LABELS[rule.unit]
         idx = np.flatnonzero(hit)
         rows = zip(
             idx.tolist(),
@@ -158,34 +182,142 @@ def forecast_alerts(
             strict=True,
         )
         for i, horizon, age in rows:
-            code = a.codes[i]
             point = next(p for p in _points(states[i], rule.unit) if p.horizon_hours == horizon)
-            interval = ""
-            if point.p10 is not None and point.p90 is not None:
-                interval = (
-                    f"; 80% interval {explain.count(point.p10)} to {explain.count(point.p90)} free"
-                )
             out.append(
-                AlertCandidate(
-                    key=f"forecast:{rule.unit}:{code}",
-                    kind="forecast",
-                    severity=rule.severity,
-                    hospital=code,
-                    title=f"{unit} at {code} forecast full in {explain.hours(horizon)} (p50)",
-                    message=(
-                        f"{unit} at {code} forecast full in {explain.hours(horizon)} (p50 "
-                        f"{explain.count(point.p50)} free{interval}); forecast made {age} min ago"
-                    ),
-                    condition=True,
-                    figures={
-                        "unit": rule.unit,
-                        "horizon_hours": horizon,
-                        "p50": point.p50,
-                        "p10": point.p10,
-                        "p90": point.p90,
-                    },
+                Breach(
+                    "forecast",
+                    rule.unit,
+                    rule.severity,
+                    a.codes[i],
+                    horizon,
+                    rule.hours,
+                    "<=",
+                    point,
+                    age,
                 )
             )
+    return out
+
+
+class AlertGroup(NamedTuple):
+    """A hospital's grouped condition alert of one kind (threshold, forecast): every figure
+    breaching (one per figure or unit, the most severe rule's), its severity the highest of
+    theirs. Title, message and figures are made when read (only for the groups stored)."""
+
+    key: str
+    kind: str
+    severity: str
+    hospital: str
+    breaches: tuple[Breach, ...]
+
+    @property
+    def condition(self) -> bool:
+        return True
+
+    @property
+    def members(self) -> dict[str, str]:
+        """Figure (or unit) breaching: its severity."""
+        return {b.name: b.severity for b in self.breaches}
+
+    @property
+    def title(self) -> str:
+        n, code = len(self.breaches), self.hospital
+        if self.kind == "forecast":
+            if n == 1:
+                b = self.breaches[0]
+                unit, hours = UNIT_LABELS[b.name], explain.hours(b.value)
+                return f"{unit} at {code} forecast full in {hours} (p50)"
+            parts = ", ".join(
+                f"{UNIT_LABELS[b.name]} in {explain.hours(b.value)}" for b in self.breaches
+            )
+            return f"{n} units at {code} forecast full (p50): {parts}"
+        parts = ", ".join(f"{_label(b.name)} {_format(b.name, b.value)}" for b in self.breaches)
+        return f"{n} threshold{'s' if n > 1 else ''} breached at {code}: {parts}"
+
+    @property
+    def message(self) -> str:
+        code = self.hospital
+        if self.kind == "forecast":
+            parts = "; ".join(_forecast_words(b) for b in self.breaches)
+            age = self.breaches[0].age
+            return f"At {code}: {parts}. Forecast made {age} min ago."
+        parts = "; ".join(
+            f"{_label(b.name)} {_format(b.name, b.value)} "
+            f"(alert {b.op} {_format(b.name, b.limit)}, {b.severity})"
+            for b in self.breaches
+        )
+        return f"At {code}: {parts}."
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        if self.kind == "forecast":
+            return {
+                "breaches": [
+                    {
+                        "unit": b.name,
+                        "horizon_hours": b.value,
+                        "within_hours": b.limit,
+                        "p50": b.point.p50 if b.point else None,
+                        "p10": b.point.p10 if b.point else None,
+                        "p90": b.point.p90 if b.point else None,
+                        "severity": b.severity,
+                    }
+                    for b in self.breaches
+                ]
+            }
+        return {
+            "breaches": [
+                {
+                    "figure": b.name,
+                    "value": b.value,
+                    "op": b.op,
+                    "threshold": b.limit,
+                    "severity": b.severity,
+                }
+                for b in self.breaches
+            ]
+        }
+
+
+def _label(figure: str) -> str:
+    return FIGURE_LABELS.get(figure, figure.replace("_", " "))
+
+
+def _forecast_words(b: Breach) -> str:
+    p = b.point
+    interval = ""
+    if p is not None and p.p10 is not None and p.p90 is not None:
+        interval = f", 80% interval {explain.count(p.p10)} to {explain.count(p.p90)} free"
+    free = f"p50 {explain.count(p.p50)} free" if p is not None else "p50"
+    return f"{UNIT_LABELS[b.name]} forecast full in {explain.hours(b.value)} ({free}{interval})"
+
+
+def members_of(figures: Mapping[str, Any]) -> dict[str, str]:
+    """A stored grouped alert's members (figure or unit: severity), from its ``figures``."""
+    return {b.get("figure", b.get("unit")): b["severity"] for b in figures.get("breaches", ())}
+
+
+GROUPED_KINDS = frozenset({"threshold", "forecast"})
+Alertable = AlertCandidate | AlertGroup
+
+
+def group_breaches(breaches: Iterable[Breach]) -> list[AlertGroup]:
+    """One alert per hospital and kind; per figure (or unit) the most severe rule's breach
+    (the first of equals), in the order the rules list them."""
+    rank = _RANK.get
+    groups: dict[tuple[str, str], dict[str, Breach]] = {}
+    for b in breaches:
+        g = groups.get((b.kind, b.hospital))
+        if g is None:
+            groups[(b.kind, b.hospital)] = {b.name: b}
+            continue
+        old = g.get(b.name)
+        if old is None or rank(b.severity, 0) > rank(old.severity, 0):
+            g[b.name] = b
+    out = []
+    for (kind, code), members in groups.items():
+        severity = max((b.severity for b in members.values()), key=lambda s: rank(s, 0))
+        out.append(AlertGroup(f"{kind}:{code}", kind, severity, code, tuple(members.values())))
     return out
 
 
@@ -267,12 +399,12 @@ def evaluate_alerts(
     now: datetime,
     cfg: AlertConfig,
     fresh: DiversionConfig,
-) -> list[AlertCandidate]:
+) -> list[Alertable]:
     """Every alert the region's state calls for now."""
     a = diversion.arrays
     return [
-        *threshold_alerts(a, cfg),
-        *forecast_alerts(a, states, cfg),
+        *group_breaches(threshold_breaches(a, cfg)),
+        *group_breaches(forecast_breaches(a, states, cfg)),
         *stale_alerts(a, states, now, fresh, cfg),
         *diversion_alerts(diversion, cfg),
         *surge_alerts(surge, cfg),
@@ -292,21 +424,48 @@ def _escalation_cutoffs(now: datetime, cfg: AlertConfig) -> list[datetime]:
 
 
 def plan_alerts(
-    candidates: Sequence[AlertCandidate],
+    candidates: Sequence[Alertable],
     open_alerts: Mapping[str, OpenAlert],
     now: datetime,
     cfg: AlertConfig,
 ) -> AlertPlan:
-    """De-duplicate against what is open, resolve what cleared, escalate what waits."""
-    seen: dict[str, AlertCandidate] = {}
+    """De-duplicate against what is open, resolve what cleared, escalate what waits; for the
+    grouped alerts, what changed, what notifies again and what opens again."""
+    seen: dict[str, Alertable] = {}
     rank = _RANK.get
     for c in candidates:
         # One candidate per key per evaluation: the most severe wins.
         old = seen.get(c.key)
         if old is None or rank(c.severity, 0) > rank(old.severity, 0):
             seen[c.key] = c
-    raise_new = tuple(c for k, c in seen.items() if k not in open_alerts)
-    refresh = tuple(c for k, c in seen.items() if k in open_alerts)
+    raise_new: list[Alertable] = []
+    refresh: list[AlertCandidate] = []
+    change: list[GroupChange] = []
+    notified: set[str] = set()
+    reopened: set[str] = set()
+    for k, c in seen.items():
+        live = open_alerts.get(k)
+        if live is None:
+            raise_new.append(c)
+        elif isinstance(c, AlertCandidate):
+            refresh.append(c)
+        else:
+            before = live.members or {}
+            members = c.members
+            if members == before and c.severity == live.severity:
+                continue  # the same figures at the same severities: nothing to write
+            added = tuple(n for n in members if n not in before)
+            rose = rank(c.severity, 0) > rank(live.severity, 0)
+            notify = bool(added) or rose
+            reopen = notify and live.acknowledged
+            removed = tuple(n for n in before if n not in members)
+            change.append(
+                GroupChange(group=c, added=added, removed=removed, notify=notify, reopen=reopen)
+            )
+            if notify:
+                notified.add(k)
+            if reopen:
+                reopened.add(k)
     remind: list[str] = []
     resolve: list[str] = []
     escalate: list[tuple[str, int]] = []
@@ -320,20 +479,22 @@ def plan_alerts(
         if a.condition and key not in seen:
             resolve.append(key)
             continue
-        if a.acknowledged:
-            continue
-        if a.last_notified_at <= notified_before:
+        if a.acknowledged or key in reopened:
+            continue  # re-opened now: its escalation counts from now
+        if a.last_notified_at <= notified_before and key not in notified:
             remind.append(key)
-        if a.severity in escalating and a.escalation_level < steps:
+        severity = seen[key].severity if key in notified else a.severity
+        if severity in escalating and a.escalation_level < steps:
             lvl = steps - bisect_left(cutoffs, a.raised_at)
             if lvl > a.escalation_level:
                 escalate.append((key, lvl))
     return AlertPlan(
-        raise_new=raise_new,
-        refresh=refresh,
+        raise_new=tuple(raise_new),
+        refresh=tuple(refresh),
         remind=tuple(remind),
         resolve=tuple(resolve),
         escalate=tuple(escalate),
+        change=tuple(change),
     )
 
 

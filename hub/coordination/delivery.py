@@ -34,15 +34,20 @@ def alert_body(alert: m.Alert, level: int) -> dict[str, Any]:
         "message": alert.message,
         "hospital": alert.hospital.site_code if alert.hospital else None,
         "raised_at": alert.raised_at.isoformat(),
+        "opened_at": alert.opened_at.isoformat(),
         "escalation_level": level,
         "figures": alert.figures,
+        "state": alert.state,
     }
 
 
 def deliver(alert: m.Alert, level: int) -> list[m.AlertDelivery]:
     """E-mail the recipients of this escalation level and (at the first level) post to the
-    region's webhooks, for an alert severe enough for each."""
-    if alert.state == m.Alert.State.RESOLVED or (level > 0 and alert.acknowledged_at):
+    region's webhooks, for an alert severe enough for each. Escalations stop once it is
+    acknowledged (a grouped alert opened again after an acknowledgement escalates again)."""
+    if alert.state == m.Alert.State.RESOLVED or (
+        level > 0 and alert.state == m.Alert.State.ACKNOWLEDGED
+    ):
         return []
     rank = RANK.get(alert.severity, 0)
     out: list[m.AlertDelivery] = []
@@ -59,7 +64,13 @@ def deliver(alert: m.Alert, level: int) -> list[m.AlertDelivery]:
         try:
             send_mail(
                 subject=f"{prefix} {alert.title}"[:200],
-                message=f"{alert.message}\n\nRaised {alert.raised_at:%Y-%m-%d %H:%M} UTC.",
+                message=f"{alert.message}\n\nRaised {alert.raised_at:%Y-%m-%d %H:%M} UTC."
+                + (
+                    f" Open again since {alert.opened_at:%Y-%m-%d %H:%M} UTC (changed after "
+                    "an acknowledgement)."
+                    if alert.acknowledged_at and alert.state == m.Alert.State.OPEN
+                    else ""
+                ),
                 from_email=getattr(settings, "DEFAULT_FROM_EMAIL", None),
                 recipient_list=recipients,
             )

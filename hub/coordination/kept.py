@@ -10,8 +10,9 @@ converted) cost more than deciding. What is kept:
   a mirror of the region's ``HospitalStatus`` rows (only the evaluation writes them);
 - ``advice``: per pending recommendation id, its signature and its words (only the
   evaluation writes those; decisions change a row's *state*, which is read every minute);
-- ``alert_words``: per live alert id, its title, message, figures and severity as written
-  (acknowledgement changes an alert's state, read every minute, never its words).
+- ``alert_words``: per live alert id, its title, message and figures as written, or for a
+  grouped alert (threshold, forecast) its members, figure: severity (acknowledgement
+  changes an alert's state and history, read when needed, never its words or figures).
 
 **Valid only for the transaction that wrote it.** The kept copy is stamped with the
 ``xmin`` of the region's ``RegionState`` row (the id of the transaction that last wrote

@@ -423,7 +423,13 @@ class ResourceRequestEvent(models.Model):
 
 class Alert(models.Model):
     """A raised alert. ``key`` de-duplicates: while an alert with a key is open (or
-    acknowledged but its condition still holds) the same condition raises nothing new."""
+    acknowledged but its condition still holds) the same condition raises nothing new.
+
+    Threshold and forecast alerts are grouped per hospital and kind (``threshold:H``,
+    ``forecast:H``): ``figures["breaches"]`` lists every figure breaching as of the group's
+    last change, ``history`` each change ({at, added, removed, severity}, ``reopened`` when
+    it notified again after an acknowledgement) and each acknowledgement ({at,
+    acknowledged_by, note, breaching, severity}): what the operator acknowledged."""
 
     class State(models.TextChoices):
         OPEN = "open", "open"
@@ -445,6 +451,9 @@ class Alert(models.Model):
     condition = models.BooleanField(default=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
     raised_at = models.DateTimeField()
+    # When the alert last became open (raised, or re-opened by a grouped alert gaining a
+    # figure or severity after an acknowledgement): escalation counts from here.
+    opened_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
     last_notified_at = models.DateTimeField()
     acknowledged_at = models.DateTimeField(null=True, blank=True)
@@ -455,6 +464,7 @@ class Alert(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     escalation_level = models.PositiveSmallIntegerField(default=0)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    history = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering: ClassVar = ["-raised_at", "-id"]

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from hub.coordination.alerts_rules import AlertCandidate, evaluate_alerts
+from hub.coordination.alerts_rules import Alertable, evaluate_alerts
 from hub.coordination.config import RegionConfig
 from hub.coordination.diversion import (
     Mode,
@@ -41,7 +41,7 @@ class RegionEvaluation:
     at: datetime
     diversion: RegionDiversion
     surge: RegionSurge
-    alerts: tuple[AlertCandidate, ...]
+    alerts: tuple[Alertable, ...]
 
 
 def evaluate_region(

@@ -168,12 +168,14 @@ class AlertSerializer(serializers.ModelSerializer[m.Alert]):
             "condition",
             "state",
             "raised_at",
+            "opened_at",
             "last_seen_at",
             "acknowledged_at",
             "acknowledged_by",
             "acknowledge_note",
             "resolved_at",
             "escalation_level",
+            "history",
         ]
 
     def to_representation(self, instance: m.Alert) -> Any:

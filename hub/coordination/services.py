@@ -22,7 +22,14 @@ from django.utils import timezone
 from governance import audit
 from hub.coordination import inputs, kept, matching, rules, sqlrows
 from hub.coordination import models as m
-from hub.coordination.alerts_rules import AlertCandidate, OpenAlert, plan_alerts
+from hub.coordination.alerts_rules import (
+    GROUPED_KINDS,
+    Alertable,
+    AlertGroup,
+    OpenAlert,
+    members_of,
+    plan_alerts,
+)
 from hub.coordination.config import RegionConfig
 from hub.coordination.diversion import CLASS_LABEL, Neighbourhood, Recommendation, neighbourhood
 from hub.coordination.gcpause import paused_gc
@@ -536,10 +543,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The live alerts as the plan reads them, without their words and without a lock: the
 # region's state row is locked, so no other evaluation writes them; an acknowledgement
 # may (it changes the state), hence the state guards on the writes that depend on it.
+# ``opened_at``: escalation counts from there.
 _LIVE_ALERTS_SQL = """
-SELECT id, key, (extract(epoch FROM raised_at) * 1000000)::bigint,
+SELECT id, key, (extract(epoch FROM opened_at) * 1000000)::bigint,
     (extract(epoch FROM last_notified_at) * 1000000)::bigint,
-    condition, severity, state, escalation_level
+    condition, severity, state, escalation_level, kind
 FROM coordination_alert WHERE region_id = %s AND state <> 'resolved'
 """
 
@@ -552,20 +560,50 @@ def _live_alerts(region: Region) -> list[tuple[Any, ...]]:
         (
             pk,
             key,
-            _EPOCH + timedelta(microseconds=raised),
+            _EPOCH + timedelta(microseconds=opened),
             _EPOCH + timedelta(microseconds=notified),
             condition,
             severity,
             state,
             level,
+            kind,
         )
-        for pk, key, raised, notified, condition, severity, state, level in rows
+        for pk, key, opened, notified, condition, severity, state, level, kind in rows
     ]
+
+
+def _alert_words(live: Mapping[str, tuple[Any, ...]], was: kept.Kept | None) -> dict[int, Any]:
+    """Per live alert id, what the evaluation compares: a grouped alert's members (figure:
+    severity), another's title, message and figures; kept by the last evaluation, else read."""
+    words: dict[int, Any] = dict(was.alert_words) if was is not None else {}
+    unknown = [a[0] for a in live.values() if a[0] not in words]
+    if unknown:
+        for pk, kind, title, message, figures in (
+            m.Alert.objects.filter(pk__in=unknown)
+            .order_by()
+            .values_list("pk", "kind", "title", "message", "figures")
+        ):
+            words[pk] = members_of(figures) if kind in GROUPED_KINDS else (title, message, figures)
+    return words
+
+
+def _history_entry(
+    at: datetime, added: Sequence[str], removed: Sequence[str], severity: str, reopened: bool
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "at": at.isoformat(),
+        "added": list(added),
+        "removed": list(removed),
+        "severity": severity,
+    }
+    if reopened:
+        entry["reopened"] = True
+    return entry
 
 
 def _store_alerts(
     region: Region,
-    candidates: Sequence[AlertCandidate],
+    candidates: Sequence[Alertable],
     hospitals: Mapping[str, int],
     now: datetime,
     config: RegionConfig,
@@ -573,19 +611,34 @@ def _store_alerts(
     now_kept: kept.Kept | None = None,
     previous: datetime | None = None,
 ) -> tuple[int, int, int]:
-    """Raise, refresh, resolve, remind and escalate. ``previous``: the time of the region's
-    previous evaluation (when its live condition alerts were last seen)."""
+    """Raise, refresh, change, resolve, remind and escalate. ``previous``: the time of the
+    region's previous evaluation (when its live condition alerts were last seen)."""
     live = {row[1]: row for row in _live_alerts(region)}
     acknowledged = m.Alert.State.ACKNOWLEDGED.value
     open_state = m.Alert.State.OPEN.value
-    # key, raised_at, last_notified_at, condition, severity, acknowledged, escalation_level
+    words = _alert_words(live, was)
+    # key, opened_at, last_notified_at, condition, severity, acknowledged, escalation_level,
+    # members (grouped alerts)
     open_alerts = {
-        key: OpenAlert(key, a[2], a[3], a[4], a[5], a[6] == acknowledged, a[7])
+        key: OpenAlert(
+            key,
+            a[2],
+            a[3],
+            a[4],
+            a[5],
+            a[6] == acknowledged,
+            a[7],
+            words.get(a[0]) if a[8] in GROUPED_KINDS else None,
+        )
         for key, a in live.items()
     }
     plan = plan_alerts(candidates, open_alerts, now, config.alerts)
     new = plan.raise_new
     n = len(new)
+    new_words: list[Any] = [
+        c.members if isinstance(c, AlertGroup) else (c.title[:300], c.message, dict(c.figures))
+        for c in new
+    ]
     created_ids = sqlrows.copy_insert(
         m.Alert,
         {
@@ -600,28 +653,25 @@ def _store_alerts(
             "condition": [c.condition for c in new],
             "state": [open_state] * n,
             "raised_at": [now] * n,
+            "opened_at": [now] * n,
             "last_seen_at": [now] * n,
             "last_notified_at": [now] * n,
             "acknowledge_note": [""] * n,
             "escalation_level": [0] * n,
+            "history": [
+                [_history_entry(now, list(w), (), c.severity, False)]
+                if isinstance(c, AlertGroup)
+                else []
+                for c, w in zip(new, new_words, strict=True)
+            ],
         },
     )
-    created = list(zip(created_ids, (c.key for c in new), strict=True))
-    # Still true: seen now; title, message, figures and a raised severity written only
-    # where they changed (most of a saturated region's alerts say the same every minute),
-    # compared with the words the last evaluation kept, or read.
-    words = dict(was.alert_words) if was is not None else {}
-    unknown = [live[c.key][0] for c in plan.refresh if live[c.key][0] not in words]
-    if unknown:
-        for pk, title, message, figures in (
-            m.Alert.objects.filter(pk__in=unknown)
-            .order_by()
-            .values_list("pk", "title", "message", "figures")
-        ):
-            words[pk] = (title, message, figures)
+    # Ungrouped and still true: seen now; title, message, figures and a raised severity
+    # written only where they changed, compared with the words the last evaluation kept,
+    # or read.
     seen: list[int] = []
     changed: list[tuple[Any, ...]] = []
-    words_after: dict[int, tuple[Any, ...]] = {}
+    words_after: dict[int, Any] = {}
     for c in plan.refresh:
         a = live[c.key]
         pk = a[0]
@@ -649,6 +699,53 @@ def _store_alerts(
                 )
             ),
         )
+    # Grouped and changed: rewritten in place, the change appended to the history; those
+    # that gained a figure or severity are sent again, and opened again if acknowledged.
+    grouped: list[tuple[Any, ...]] = []
+    notify: list[int] = []
+    for ch in plan.change:
+        g = ch.group
+        a = live[g.key]
+        pk = a[0]
+        entry = _history_entry(now, ch.added, ch.removed, g.severity, ch.reopen)
+        notified = now if ch.notify else a[3]
+        grouped.append(
+            (pk, g.title[:300], g.message, g.figures, g.severity, now, notified, [entry])
+        )
+        if ch.notify:
+            notify.append(pk)
+        words_after[pk] = g.members
+    if grouped:
+        columns = list(zip(*grouped, strict=True))
+        sqlrows.update_rows(
+            m.Alert,
+            "id",
+            columns[0],
+            dict(
+                zip(
+                    (
+                        "title",
+                        "message",
+                        "figures",
+                        "severity",
+                        "last_seen_at",
+                        "last_notified_at",
+                        "history",
+                    ),
+                    columns[1:],
+                    strict=True,
+                )
+            ),
+            append=("history",),
+        )
+    # Opened again: those acknowledged (also by an acknowledgement since they were read).
+    sqlrows.set_where_in(
+        m.Alert,
+        "id",
+        notify,
+        {"state": open_state, "opened_at": now, "escalation_level": 0, "escalated_at": None},
+        only_if={"state": [acknowledged]},
+    )
     # Resolve, remind and escalate only what an acknowledgement has not changed meanwhile.
     # A condition resolving was last seen at the previous evaluation (``Alert.seen_at``).
     resolved = _resolve_alerts([live[k][0] for k in plan.resolve], now, previous)
@@ -678,11 +775,9 @@ def _store_alerts(
         )
         escalated = [(pk, escalating[pk]) for pk in _ids(escalated_ids)]
     if now_kept is not None:
-        by_key = {c.key: c for c in new}
-        for pk, key in created:
-            c = by_key[key]
-            words_after[pk] = (c.title[:300], c.message, dict(c.figures))
-        # Live alerts not refreshed (events waiting for an acknowledgement) keep theirs.
+        words_after.update(zip(created_ids, new_words, strict=True))
+        # Live alerts not rewritten (unchanged groups, events waiting for an
+        # acknowledgement) keep theirs.
         for a in live.values():
             if a[0] not in words_after and a[0] in words:
                 words_after[a[0]] = words[a[0]]
@@ -690,12 +785,13 @@ def _store_alerts(
             words_after.pop(pk, None)
         now_kept.alert_words = words_after
 
-    sends = [(pk, 0) for pk, _ in created]
+    sends = [(pk, 0) for pk in created_ids]
+    sends += [(pk, 0) for pk in notify]
     sends += reminded
     sends += escalated
     if sends:
         transaction.on_commit(lambda: _deliver_later(sends))
-    return len(created), len(resolved), len(escalated)
+    return len(created_ids), len(resolved), len(escalated)
 
 
 def _resolve_alerts(ids: Sequence[int], now: datetime, previous: datetime | None) -> list[int]:
@@ -735,11 +831,24 @@ def _deliver_later(sends: Iterable[tuple[int, int]]) -> None:
 @transaction.atomic
 def alert_acknowledge(*, alert: m.Alert, user: Any, note: str = "") -> m.Alert:
     """Someone has seen it: escalation stops. A condition alert stays (acknowledged) until
-    its condition clears; an event alert is done."""
+    its condition clears; an event alert is done. A grouped alert's history records what
+    was acknowledged (its figures and severity then): a figure joining later, or a higher
+    severity, opens it again."""
     alert = m.Alert.objects.select_for_update().get(pk=alert.pk)
     if alert.state == m.Alert.State.RESOLVED:
         raise Conflict("the alert is already resolved")
     now = timezone.now()
+    if alert.kind in GROUPED_KINDS:
+        alert.history = [
+            *alert.history,
+            {
+                "at": now.isoformat(),
+                "acknowledged_by": getattr(user, "username", str(user)),
+                "note": note,
+                "breaching": list(members_of(alert.figures)),
+                "severity": alert.severity,
+            },
+        ]
     alert.acknowledged_at = now
     alert.acknowledged_by = user
     alert.acknowledge_note = note

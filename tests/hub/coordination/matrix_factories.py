@@ -94,6 +94,7 @@ def alert(hospital: Any, unit: Any) -> models.Model:
         title="matrix alert",
         message="matrix alert",
         raised_at=now,
+        opened_at=now,
         last_seen_at=now,
         last_notified_at=now,
     )

@@ -4,8 +4,17 @@ that de-duplicates, resolves, reminds and escalates."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from hub.coordination.alerts_rules import AlertCandidate, OpenAlert, escalation_level, plan_alerts
+from hub.coordination.alerts_rules import (
+    AlertCandidate,
+    AlertGroup,
+    Breach,
+    OpenAlert,
+    escalation_level,
+    group_breaches,
+    plan_alerts,
+)
 from hub.coordination.config import AlertConfig, ForecastRule, ThresholdRule
 from hub.coordination.region import NO_PRIORS, evaluate_region
 from hub.coordination.state import Forecast, ForecastPoint
@@ -28,12 +37,23 @@ def test_icu_forecast_full_within_six_hours_raises_the_forecast_alert() -> None:
     )
     h = hospital("H", forecast=Forecast(as_of=minutes_ago(20), icu=icu))
     alerts = _alerts([h])
-    a = alerts["forecast:icu:H"]
+    a = alerts["forecast:H"]
     assert a.title == "ICU at H forecast full in 6 h (p50)"
     assert a.message == (
-        "ICU at H forecast full in 6 h (p50 0 free; 80% interval -2 to 2 free); "
-        "forecast made 20 min ago"
+        "At H: ICU forecast full in 6 h (p50 0 free, 80% interval -2 to 2 free). "
+        "Forecast made 20 min ago."
     )
+    assert a.figures["breaches"] == [
+        {
+            "unit": "icu",
+            "horizon_hours": 6,
+            "within_hours": 6.0,
+            "p50": 0,
+            "p10": -2,
+            "p90": 2,
+            "severity": "warning",
+        }
+    ]
     assert a.condition is True
     assert a.severity == "warning"
 
@@ -41,19 +61,29 @@ def test_icu_forecast_full_within_six_hours_raises_the_forecast_alert() -> None:
 def test_an_old_forecast_raises_no_forecast_alert() -> None:
     icu = (ForecastPoint(horizon_hours=1, p50=-1),)
     h = hospital("H", forecast=Forecast(as_of=minutes_ago(120), icu=icu))
-    assert "forecast:icu:H" not in _alerts([h])
+    assert "forecast:H" not in _alerts([h])
 
 
 def test_thresholds_raise_for_fresh_hospitals_only() -> None:
     hot = hospital("A", ed_capacity=20, ed_occupied=21, offload_p90_minutes=75, offload_as_of=NOW)
     stale = hospital("B", ed_capacity=20, ed_occupied=25, as_of=minutes_ago(30))
     alerts = _alerts([hot, stale, hospital("C")])
-    assert alerts["threshold:ed_occupancy:A"].title == "ED occupancy at A: 105%"
-    assert alerts["threshold:offload_p90_minutes:A"].severity == "critical"
-    assert alerts["threshold:offload_p90_minutes:A"].message == (
-        "ambulance offload p90 at A is 1 h 15 min (alert >= 1 h)"
+    a = alerts["threshold:A"]  # one alert for both figures, the higher severity
+    assert (
+        a.title == "2 thresholds breached at A: ED occupancy 105%, ambulance offload p90 1 h 15 min"
     )
-    assert "threshold:ed_occupancy:B" not in alerts
+    assert a.severity == "critical"
+    assert a.message == (
+        "At A: ED occupancy 105% (alert >= 100%, warning); "
+        "ambulance offload p90 1 h 15 min (alert >= 1 h, critical)."
+    )
+    assert [
+        (b["figure"], b["value"], b["threshold"], b["severity"]) for b in a.figures["breaches"]
+    ] == [
+        ("ed_occupancy", 1.05, 1.0, "warning"),
+        ("offload_p90_minutes", 75.0, 60.0, "critical"),
+    ]
+    assert "threshold:B" not in alerts
     assert alerts["stale:B"].message == (
         "B: census 30 min old (limit 15). It is not used as a destination."
     )
@@ -78,9 +108,10 @@ def test_a_custom_rule_set_is_used() -> None:
     config = CONFIG.__class__(diversion=CONFIG.diversion, surge=CONFIG.surge, alerts=cfg)
     h = hospital("H", ed_boarding=3)
     ev = evaluate_region([h], {}, NO_PRIORS, NOW, config)
-    keys = {a.key for a in ev.alerts}
-    assert "threshold:ed_boarding:H" in keys
-    assert "threshold:ed_occupancy:H" not in keys
+    (a,) = [a for a in ev.alerts if isinstance(a, AlertGroup) and a.kind == "threshold"]
+    assert a.key == "threshold:H"
+    assert a.members == {"ed_boarding": "critical"}
+    assert a.title == "1 threshold breached at H: ED boarding 3"
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -183,3 +214,92 @@ def test_the_plan_escalates_and_reminds_exactly_at_the_limits() -> None:
 
 def _renotify() -> timedelta:
     return timedelta(minutes=ALERTS.renotify_minutes)
+
+
+# --- grouped alerts (one per hospital and kind) -----------------------------------------------
+
+
+def _breach(code: str, name: str, severity: str = "warning", value: float = 1.0) -> Breach:
+    return Breach("threshold", name, severity, code, value, 0.5, ">=")
+
+
+def _group(code: str, **members: str) -> AlertGroup:
+    (g,) = group_breaches(_breach(code, n, s) for n, s in members.items())
+    return g
+
+
+def _live(g: AlertGroup, raised: float = 30, **kw: Any) -> OpenAlert:
+    return _open(g.key, raised, members=g.members, severity=g.severity, **kw)
+
+
+def test_breaches_group_into_one_alert_per_hospital_and_kind() -> None:
+    breaches = [
+        _breach("H", "ed_occupancy"),
+        _breach("K", "ed_occupancy"),
+        _breach("H", "icu_occupancy", "critical"),
+        _breach("H", "ed_occupancy", "critical"),  # a second rule on the same figure
+        Breach("forecast", "icu", "warning", "H", 4.0, 6.0, "<="),
+    ]
+    groups = {g.key: g for g in group_breaches(breaches)}
+    assert sorted(groups) == ["forecast:H", "threshold:H", "threshold:K"]
+    assert groups["threshold:H"].members == {
+        "ed_occupancy": "critical",
+        "icu_occupancy": "critical",
+    }
+    assert groups["threshold:H"].severity == "critical"
+    assert groups["threshold:K"].severity == "warning"
+    assert groups["forecast:H"].members == {"icu": "warning"}
+
+
+def test_an_unchanged_group_is_not_rewritten() -> None:
+    g = _group("H", ed_occupancy="warning", icu_occupancy="warning")
+    plan = plan_alerts([g], {g.key: _live(g)}, NOW, ALERTS)
+    assert plan.change == ()
+    assert plan.raise_new == ()
+    assert plan.resolve == ()
+
+
+def test_a_new_figure_after_acknowledgement_notifies_again_and_reopens() -> None:
+    before = _group("H", ed_occupancy="warning")
+    live = _live(before, raised=200, acknowledged=True, escalation_level=0)
+    now = _group("H", ed_occupancy="warning", icu_occupancy="warning")
+    plan = plan_alerts([now], {now.key: live}, NOW, ALERTS)
+    (ch,) = plan.change
+    assert (ch.added, ch.removed, ch.notify, ch.reopen) == (("icu_occupancy",), (), True, True)
+    assert plan.escalate == ()  # its clock restarts now, not from 200 minutes ago
+
+
+def test_a_higher_severity_after_acknowledgement_reopens() -> None:
+    before = _group("H", ed_occupancy="warning")
+    live = _live(before, acknowledged=True)
+    now = _group("H", ed_occupancy="critical")
+    (ch,) = plan_alerts([now], {now.key: live}, NOW, ALERTS).change
+    assert (ch.added, ch.notify, ch.reopen) == ((), True, True)
+    assert ch.group.severity == "critical"
+
+
+def test_a_figure_clearing_or_a_lower_severity_does_not_reopen() -> None:
+    before = _group("H", ed_occupancy="warning", offload_p90_minutes="critical")
+    live = _live(before, acknowledged=True)
+    now = _group("H", ed_occupancy="warning")
+    plan = plan_alerts([now], {now.key: live}, NOW, ALERTS)
+    (ch,) = plan.change  # rewritten: one figure fewer, severity down
+    assert (ch.removed, ch.notify, ch.reopen) == (("offload_p90_minutes",), False, False)
+    assert ch.group.severity == "warning"
+    assert plan.resolve == ()
+
+
+def test_a_new_figure_in_an_open_group_notifies_and_keeps_escalating() -> None:
+    before = _group("H", ed_occupancy="warning")
+    live = _live(before, raised=50, notified=50, escalation_level=1)
+    now = _group("H", ed_occupancy="warning", icu_occupancy="warning")
+    plan = plan_alerts([now], {now.key: live}, NOW, ALERTS)
+    (ch,) = plan.change
+    assert (ch.notify, ch.reopen) == (True, False)
+    assert dict(plan.escalate) == {now.key: 2}  # unacknowledged for 50 min: level 2
+
+
+def test_a_group_resolves_when_no_figure_breaches() -> None:
+    g = _group("H", ed_occupancy="warning")
+    plan = plan_alerts([], {g.key: _live(g, acknowledged=True)}, NOW, ALERTS)
+    assert plan.resolve == (g.key,)

@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from hub.coordination import kept, selectors, services
 from hub.coordination import models as m
+from hub.coordination.alerts_rules import GROUPED_KINDS, members_of
 from hub.coordination.serializers import AlertSerializer
 
 from .db import World, calm, saturated, unit_state, world
@@ -87,10 +88,10 @@ def _stored(w: World) -> dict[str, Any]:
         for pk, mode, status, *rest in pending.values_list("pk", "mode", "status", *words)
     }
     alerts = {
-        pk: (title, message, figures)
-        for pk, title, message, figures in m.Alert.objects.filter(region=w.region)
+        pk: members_of(figures) if kind in GROUPED_KINDS else (title, message, figures)
+        for pk, kind, title, message, figures in m.Alert.objects.filter(region=w.region)
         .exclude(state=m.Alert.State.RESOLVED)
-        .values_list("pk", "title", "message", "figures")
+        .values_list("pk", "kind", "title", "message", "figures")
     }
     return {
         "statuses": statuses,

@@ -5,6 +5,7 @@ and the set-based writes store what the model-instance writes stored (real Postg
 from __future__ import annotations
 
 from datetime import timedelta
+from datetime import timezone as tz
 from typing import Any
 
 import pytest
@@ -216,6 +217,7 @@ def test_sqlrows_round_trip_json_nulls_and_times(w: World) -> None:
             "condition": [True],
             "state": ["open"],
             "raised_at": [now],
+            "opened_at": [now],
             "last_seen_at": [now],
             "last_notified_at": [now],
             "acknowledge_note": [""],
@@ -282,6 +284,7 @@ def _alert_columns(w: World, n: int, now: Any) -> dict[str, list[Any]]:
         "condition": [bool(i % 2) for i in range(n)],
         "state": ["open"] * n,
         "raised_at": [now + timedelta(microseconds=i) for i in range(n)],
+        "opened_at": [now] * n,
         "last_seen_at": [now] * n,
         "last_notified_at": [now] * n,
         "acknowledge_note": [""] * n,
@@ -311,6 +314,17 @@ def test_copy_insert_stores_what_the_document_insert_stores(w: World) -> None:
         now + timedelta(microseconds=1),
     )
     assert sqlrows.copy_insert(m.Alert, {"key": []}) == []
+
+
+def test_copy_insert_sends_times_in_any_zone_and_nulls_as_the_same_instants(w: World) -> None:
+    now = timezone.now()
+    paris = tz(timedelta(hours=1), "CET")
+    columns = _alert_columns(w, 3, now)
+    columns["raised_at"] = [now, now.astimezone(paris), now + timedelta(microseconds=7)]
+    columns["escalated_at"] = [None, now.astimezone(paris), None]
+    pks = sqlrows.copy_insert(m.Alert, columns)
+    stored = [m.Alert.objects.values_list("raised_at", "escalated_at").get(pk=pk) for pk in pks]
+    assert stored == [(now, None), (now, now), (now + timedelta(microseconds=7), None)]
 
 
 @pytest.mark.parametrize("stage_from", [1, 10_000])

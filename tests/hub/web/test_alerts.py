@@ -71,3 +71,23 @@ def test_acknowledging_stops_the_highlight_and_keeps_the_note(
     assert client.post(f"/alerts/{alert.pk}/acknowledge/", {}).status_code == 302
     assert client.post("/alerts/999999/acknowledge/", {}).status_code == 404
     assert client.post(f"/alerts/{alert.pk}/acknowledge/", {"note": "x" * 600}).status_code == 302
+
+
+def test_a_grouped_alert_shows_its_figures_and_what_was_acknowledged(
+    client: Client, world: CoordWorld, operator: Any
+) -> None:
+    alert = m.Alert.objects.filter(kind="threshold").exclude(state="resolved").first()
+    assert alert is not None
+    figures = [b["figure"] for b in alert.figures["breaches"]]
+    assert len(figures) == len(set(figures)) >= 1  # one alert per hospital, each figure once
+    client.post(f"/alerts/{alert.pk}/acknowledge/", {"note": "escalated to site"})
+    html = client.get("/alerts/").content.decode()
+    item = html[html.index(f'id="alert-{alert.pk}"') :]
+    end = item.find('<li class="card alert')
+    item = item if end < 0 else item[:end]  # this alert's item only
+    for figure in figures:
+        assert figure in item
+    assert "acknowledged by operator (" + ", ".join(figures) in item
+    api = client.get(f"/api/v1/coordination/alerts/{alert.pk}/").json()
+    assert api["history"][-1]["breaching"] == figures
+    assert api["opened_at"] == api["raised_at"]
