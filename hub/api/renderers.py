@@ -25,6 +25,24 @@ _OPTIONS = (
 _encoder = JSONEncoder()
 
 
+def render_json(data: Any) -> bytes:
+    """``data`` as ``FastJSONRenderer`` writes it for a plain JSON answer (no indent)."""
+    try:
+        return orjson.dumps(data, default=_encoder.default, option=_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        rendered: bytes = JSONRenderer().render(data)
+        return rendered
+
+
+def plain_json_accepted(request: Any) -> bool:
+    """The request's negotiated answer is plain JSON (``render_json``): not the browsable
+    API, not an indented answer. A view may then answer bytes made by ``render_json``."""
+    renderer = getattr(request, "accepted_renderer", None)
+    if type(renderer) is not FastJSONRenderer:
+        return False
+    return renderer.get_indent(getattr(request, "accepted_media_type", None) or "", {}) is None
+
+
 class FastJSONRenderer(JSONRenderer):
     def render(
         self,

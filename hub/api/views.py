@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -38,6 +39,7 @@ from hub.api.live_output import (
     hospital_live_data,
     region_live_data,
 )
+from hub.api.renderers import plain_json_accepted
 from hub.census import selectors as census
 from hub.census.deadletters import dead_letter_rejections
 from hub.census.ingest import IngestBatch, envelope_into_batch, shared_directory
@@ -59,6 +61,9 @@ READ_WRITE = {
     "partial_update": MANAGE_REGISTRY,
     "destroy": MANAGE_REGISTRY,
 }
+
+# What the JSON renderer answers as Content-Type (DRF: the media type, no charset).
+JSON = "application/json"
 
 SITE_CODE_PATH = r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"
 
@@ -307,6 +312,11 @@ class LiveRegionView(_LiveBase):
         parts = live_parts.hospital_parts(
             ("region", self.scope_key(), audience), self.scoped, audience, now
         )
+        if parts is not None and plain_json_accepted(request):
+            # The JSON straight from the parts' templates: the same bytes as rendering
+            # ``region_data`` (tests/hub/api/test_live_parts.py), without building it.
+            self.note_answer(LiveAnswer.of_parts({}, parts))
+            return HttpResponse(live_parts.region_json(parts, now), content_type=JSON)
         if parts is not None:
             answer = LiveAnswer.of_parts(live_parts.region_data(parts, now), parts)
         else:  # nothing may be shared (no Redis): built for this request
@@ -338,6 +348,9 @@ class LiveHospitalView(_LiveBase):
             ("hospital", self.scope_key(), audience, site_code), scoped, audience, now
         )
         answer: LiveAnswer | None
+        if parts and plain_json_accepted(request):
+            self.note_answer(LiveAnswer.of_parts({}, parts))
+            return HttpResponse(parts[0].json_at(now), content_type=JSON)
         if parts is not None:
             answer = LiveAnswer.of_parts(parts[0].data_at(now), parts) if parts else None
         else:  # nothing may be shared (no Redis): built for this request

@@ -337,9 +337,9 @@ def test_warm_requests_cost_the_audit_insert_only(
             call()
     body = {"agent_version": "1", "feeds": [], "policy_version": 1, "outbox_backlog": 0}
     site.post("/api/v1/site/heartbeat/", body, format="json")
-    # + the agent's UPDATE, in the service's atomic block (a savepoint pair inside the test's
-    # transaction; BEGIN/COMMIT, not statements, in production).
-    with django_assert_num_queries(4):
+    # + the agent's UPDATE: one statement, no transaction block (no savepoints here, no
+    # BEGIN/COMMIT in production).
+    with django_assert_num_queries(2):
         site.post("/api/v1/site/heartbeat/", body, format="json")
 
 
