@@ -252,8 +252,11 @@ def census_history_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows, built directly (a page of 100 snapshots through DRF's fields cost ~10 ms)."""
     dt = _Dates()
     out = []
+    # The figures are integer columns: PostgreSQL's ints or None, already what
+    # IntegerField.to_representation gives (no conversion per value).
+    figures = FIGURES
     for r in rows:
-        item: dict[str, Any] = {k: _int(r[k]) for k in FIGURES}
+        item: dict[str, Any] = {k: r[k] for k in figures}
         stale = r["stale"]
         item.update(
             {
