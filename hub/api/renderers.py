@@ -10,6 +10,7 @@ subclasses of built-in types — are handed to DRF's own encoder; an indented an
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -41,6 +42,20 @@ def plain_json_accepted(request: Any) -> bool:
     if type(renderer) is not FastJSONRenderer:
         return False
     return renderer.get_indent(getattr(request, "accepted_media_type", None) or "", {}) is None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedJSON:
+    """An answer shared between requests (hub/api/live_cache.py) with its JSON rendered
+    once: ``data`` for any other negotiated format, ``json`` (``render_json(data)``) for
+    plain JSON."""
+
+    data: Any
+    json: bytes
+
+    @classmethod
+    def of(cls, data: Any) -> SharedJSON:
+        return cls(data, render_json(data))
 
 
 class FastJSONRenderer(JSONRenderer):
