@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 from django.utils import timezone
@@ -30,7 +31,7 @@ def _same_json_every_way(get: Callable[..., object]) -> None:
     # DRF's renderer from the data (an indented answer is rendered, not taken from the
     # bytes): the same document.
     indented = get(HTTP_ACCEPT="application/json; indent=4")
-    assert b'\n    ' in indented.content  # type: ignore[attr-defined]
+    assert b"\n    " in indented.content  # type: ignore[attr-defined]
     assert indented.json() == plain.json()  # type: ignore[attr-defined]
     data = indented.json()  # type: ignore[attr-defined]
     assert plain.content == FastJSONRenderer().render(data)  # type: ignore[attr-defined]
@@ -59,9 +60,10 @@ def test_site_policy_and_directives_answer_the_renderers_bytes(agent_client: Age
 def test_the_hospital_list_answers_the_renderers_bytes_and_is_audited() -> None:
     hospital, _, _ = enrolled_site()
     client, user = session_client()
+    user_id = cast(Any, user).pk
     url = f"/api/v1/hospitals/?region={hospital.region.code}"
     _same_json_every_way(lambda **h: client.get(url, **h))
-    events = AuditEvent.objects.filter(actor_id=user.pk, path="/api/v1/hospitals/")
+    events = AuditEvent.objects.filter(actor_id=user_id, path="/api/v1/hospitals/")
     assert events.count() == 3
     assert {tuple(e.object_ids) for e in events} == {(str(hospital.pk),)}
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.db import DatabaseError, connection
@@ -20,7 +22,9 @@ def test_a_heartbeat_stores_the_agents_figures_in_one_statement() -> None:
     hospital, _, _ = enrolled_site()
     agent = SiteAgent.objects.get(hospital=hospital)
     before = versions.grants_version(), versions.state_version("live")
-    feeds = [{"name": "adt", "source": "hl7-adt", "last_message_at": "2026-11-24T10:00:00+00:00"}]
+    feeds: list[Mapping[str, Any]] = [
+        {"name": "adt", "source": "hl7-adt", "last_message_at": "2026-11-24T10:00:00+00:00"}
+    ]
     with CaptureQueriesContext(connection) as queries:
         returned = services.agent_heartbeat_record(
             agent=agent, agent_version="v" * 80, feeds=feeds, policy_version=3, outbox_backlog=7
