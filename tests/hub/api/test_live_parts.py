@@ -109,6 +109,10 @@ def test_the_views_answer_the_renderers_json_and_keep_the_other_formats() -> Non
         indented = client.get(url, HTTP_ACCEPT="application/json; indent=2")
         assert indented.status_code == 200
         assert b'\n  "' in indented.content  # rendered by DRF from the data, as before
+        varying = {"Content-Length", "X-Request-ID"}
+        assert {k: v for k, v in plain.headers.items() if k not in varying} == {
+            k: v for k, v in indented.headers.items() if k not in varying
+        }
         browsable = client.get(url, HTTP_ACCEPT="text/html")
         assert browsable.status_code == 200
         assert browsable["Content-Type"].startswith("text/html")

@@ -33,6 +33,11 @@ def _same_json_every_way(get: Callable[..., object]) -> None:
     indented = get(HTTP_ACCEPT="application/json; indent=4")
     assert b"\n    " in indented.content  # type: ignore[attr-defined]
     assert indented.json() == plain.json()  # type: ignore[attr-defined]
+    # The same headers as an answer rendered by DRF (Allow, Vary, CSP, X-Frame-Options, …),
+    # but for the length and the request id.
+    varying = {"Content-Length", "X-Request-ID"}
+    rendered = {k: v for k, v in indented.headers.items() if k not in varying}  # type: ignore[attr-defined]
+    assert {k: v for k, v in plain.headers.items() if k not in varying} == rendered  # type: ignore[attr-defined]
     data = indented.json()  # type: ignore[attr-defined]
     assert plain.content == FastJSONRenderer().render(data)  # type: ignore[attr-defined]
 
