@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db.models import Func, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -238,10 +239,13 @@ def census_history_values(queryset: QuerySet[Any]) -> QuerySet[Any]:
     tz = _Dates().tz
     if tz is None or str(tz) != "UTC":
         return queryset.values(*CENSUS_HISTORY_FIELDS)
-    as_text = {"event_id", "produced_at", "received_at"}
+    as_text = {"event_id", "produced_at", "received_at", "suppressed"}
     return queryset.values(
         *(f for f in CENSUS_HISTORY_FIELDS if f not in as_text),
         event_id_text=Cast("event_id", TextField()),
+        # The JSON text as stored, parsed by orjson: the JSONField's converter (json.loads
+        # through Django's per-value machinery) cost a tenth of a history page's CPU.
+        suppressed_text=Cast("suppressed", TextField()),
         produced_at_text=_IsoUtc("produced_at"),
         received_at_text=_IsoUtc("received_at"),
     )
@@ -252,8 +256,11 @@ def census_history_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows, built directly (a page of 100 snapshots through DRF's fields cost ~10 ms)."""
     dt = _Dates()
     out = []
+    # The figures are integer columns: PostgreSQL's ints or None, already what
+    # IntegerField.to_representation gives (no conversion per value).
+    figures = FIGURES
     for r in rows:
-        item: dict[str, Any] = {k: _int(r[k]) for k in FIGURES}
+        item: dict[str, Any] = {k: r[k] for k in figures}
         stale = r["stale"]
         item.update(
             {
@@ -267,7 +274,14 @@ def census_history_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "policy_version": int(r["policy_version"]),
                 "source": str(r["source"]),
                 "stale": None if stale is None else bool(stale),
-                "suppressed": [str(x) for x in r["suppressed"]],
+                "suppressed": [
+                    str(x)
+                    for x in (
+                        orjson.loads(r["suppressed_text"])
+                        if "suppressed_text" in r
+                        else r["suppressed"]
+                    )
+                ],
                 "produced_at": dt(r.get("produced_at_text") or r.get("produced_at")),
                 "received_at": dt(r.get("received_at_text") or r.get("received_at")),
                 "key_id": str(r["key_id"]),

@@ -28,8 +28,9 @@ and the audit event are the view's, for every request, as before.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from time import monotonic
 from typing import Any
@@ -39,6 +40,7 @@ from django.db.models import QuerySet
 from governance import versions
 from hub.api.live_cache import MAX_AGE_SECONDS, answers
 from hub.api.live_output import _bed_type, _Dates, hospital_live_data
+from hub.api.renderers import render_json
 from hub.census import selectors as census
 from hub.registry.models import Hospital, Unit
 
@@ -62,6 +64,10 @@ class HospitalPart:
     status: str
     beds: tuple[census.BedTypeLive, ...]
     row_count: int
+    # ``json_at``'s template (``_template``): the JSON between the ages, and the stored time
+    # (``_micros``) each age counts from, in the order written.
+    chunks: tuple[bytes, ...] = ()
+    chunk_at: tuple[int, ...] = ()
 
     def valid(self, now: datetime, at: float) -> bool:
         return (self.changes_at is None or now < self.changes_at) and (
@@ -73,31 +79,71 @@ class HospitalPart:
         ``selectors.age_seconds`` does, in whole microseconds); a dict whose age has not
         moved since the build is served as built."""
         now_us = _micros(now)
-        data = self.data
+        return _aged(self, lambda at: max(0, (now_us - at) // 1_000_000))
 
-        def aged(block: dict[str, Any], at: int | None) -> dict[str, Any]:
-            freshness = block["freshness"]
-            if at is None:
-                return block
-            age = max(0, (now_us - at) // 1_000_000)
-            if freshness["age_seconds"] == age:
-                return block
-            return {**block, "freshness": {**freshness, "age_seconds": age}}
+    def json_at(self, now: datetime) -> bytes:
+        """``data_at(now)`` as the API's JSON renderer writes it (the same bytes), from the
+        part's template: the ages are the only figures that move with the clock."""
+        now_us = _micros(now)
+        chunks = self.chunks
+        out = [chunks[0]]
+        for at, chunk in zip(self.chunk_at, chunks[1:], strict=True):
+            out.append(b"%d" % max(0, (now_us - at) // 1_000_000))
+            out.append(chunk)
+        return b"".join(out)
 
-        out = aged(data, self.oldest)
-        if out is data:
-            out = dict(data)
-        out["units"] = [
-            aged(unit, at) for unit, at in zip(data["units"], self.unit_observed, strict=True)
-        ]
-        if data["ed"] is not None:
-            out["ed"] = aged(data["ed"], self.ed_observed)
-        feeds = []
-        for feed, at in zip(data["feeds"], self.feed_seen, strict=True):
-            age = max(0, (now_us - at) // 1_000_000)
-            feeds.append(feed if feed["age_seconds"] == age else {**feed, "age_seconds": age})
-        out["feeds"] = feeds
-        return out
+
+def _aged(part: HospitalPart, age_of: Callable[[int], int]) -> dict[str, Any]:
+    """The part's data with every age that counts from a stored time set by ``age_of``."""
+    data = part.data
+
+    def aged(block: dict[str, Any], at: int | None) -> dict[str, Any]:
+        freshness = block["freshness"]
+        if at is None:
+            return block
+        age = age_of(at)
+        if freshness["age_seconds"] == age:
+            return block
+        return {**block, "freshness": {**freshness, "age_seconds": age}}
+
+    out = aged(data, part.oldest)
+    if out is data:
+        out = dict(data)
+    out["units"] = [
+        aged(unit, at) for unit, at in zip(data["units"], part.unit_observed, strict=True)
+    ]
+    if data["ed"] is not None:
+        out["ed"] = aged(data["ed"], part.ed_observed)
+    feeds = []
+    for feed, at in zip(data["feeds"], part.feed_seen, strict=True):
+        age = age_of(at)
+        feeds.append(feed if feed["age_seconds"] == age else {**feed, "age_seconds": age})
+    out["feeds"] = feeds
+    return out
+
+
+# A part's JSON template: the data rendered once with a sentinel in place of every age that
+# moves with the clock, split there. Sentinel i is _SENTINEL - i (no age is negative), and
+# only a value of an ``"age_seconds"`` key is taken (a string holding the same text would be
+# written with escaped quotes).
+_SENTINEL = -7_000_000_000_000_000
+_SLOT = re.compile(rb'(?<="age_seconds":)(-7\d{15})(?=[,}])')
+
+
+def _template(part: HospitalPart) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+    """The part's JSON split at its ages, and the stored time each age counts from."""
+    slots: list[int] = []
+
+    def sentinel(at: int) -> int:
+        slots.append(at)
+        return _SENTINEL - (len(slots) - 1)
+
+    pieces = _SLOT.split(render_json(_aged(part, sentinel)))
+    chunks = tuple(pieces[0::2])
+    order = tuple(slots[_SENTINEL - int(p)] for p in pieces[1::2])
+    if len(order) != len(slots):  # every sentinel written once, or no template
+        raise ValueError("live part template: ages not found in the rendered JSON")
+    return chunks, order
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -113,7 +159,7 @@ def _micros_or_none(at: datetime | None) -> int | None:
 
 
 def _part(h: census.HospitalLive, version: int, built: float) -> HospitalPart:
-    return HospitalPart(
+    part = HospitalPart(
         pk=h.hospital.pk,
         version=version,
         built=built,
@@ -127,6 +173,8 @@ def _part(h: census.HospitalLive, version: int, built: float) -> HospitalPart:
         beds=tuple(h.beds),
         row_count=len(h.units),
     )
+    chunks, chunk_at = _template(part)
+    return replace(part, chunks=chunks, chunk_at=chunk_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,3 +262,20 @@ def region_data(parts: list[HospitalPart], now: datetime) -> dict[str, Any]:
         "beds": [_bed_type(b, dt) for b in beds],
         "hospitals": [p.data_at(now) for p in parts],
     }
+
+
+def region_json(parts: list[HospitalPart], now: datetime) -> bytes:
+    """``region_data(parts, now)`` as the API's JSON renderer writes it (the same bytes): the
+    totals rendered at every request, each hospital from its part's template."""
+    dt = _Dates()
+    beds = census.merge_bed_types(b for p in parts for b in p.beds)
+    head = render_json(
+        {
+            "generated_at": dt(now),
+            "hospitals_stale": sum(1 for p in parts if p.status == "stale"),
+            "hospitals_no_data": sum(1 for p in parts if p.status == "no_data"),
+            "beds": [_bed_type(b, dt) for b in beds],
+        }
+    )
+    body = b",".join(p.json_at(now) for p in parts)
+    return b"".join((head[:-1], b',"hospitals":[', body, b"]}"))

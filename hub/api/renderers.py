@@ -10,6 +10,7 @@ subclasses of built-in types — are handed to DRF's own encoder; an indented an
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,6 +24,38 @@ _OPTIONS = (
     | orjson.OPT_NON_STR_KEYS
 )
 _encoder = JSONEncoder()
+
+
+def render_json(data: Any) -> bytes:
+    """``data`` as ``FastJSONRenderer`` writes it for a plain JSON answer (no indent)."""
+    try:
+        return orjson.dumps(data, default=_encoder.default, option=_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        rendered: bytes = JSONRenderer().render(data)
+        return rendered
+
+
+def plain_json_accepted(request: Any) -> bool:
+    """The request's negotiated answer is plain JSON (``render_json``): not the browsable
+    API, not an indented answer. A view may then answer bytes made by ``render_json``."""
+    renderer = getattr(request, "accepted_renderer", None)
+    if type(renderer) is not FastJSONRenderer:
+        return False
+    return renderer.get_indent(getattr(request, "accepted_media_type", None) or "", {}) is None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedJSON:
+    """An answer shared between requests (hub/api/live_cache.py) with its JSON rendered
+    once: ``data`` for any other negotiated format, ``json`` (``render_json(data)``) for
+    plain JSON."""
+
+    data: Any
+    json: bytes
+
+    @classmethod
+    def of(cls, data: Any) -> SharedJSON:
+        return cls(data, render_json(data))
 
 
 class FastJSONRenderer(JSONRenderer):

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -38,6 +39,7 @@ from hub.api.live_output import (
     hospital_live_data,
     region_live_data,
 )
+from hub.api.renderers import SharedJSON, plain_json_accepted
 from hub.census import selectors as census
 from hub.census.deadletters import dead_letter_rejections
 from hub.census.ingest import IngestBatch, envelope_into_batch, shared_directory
@@ -59,6 +61,9 @@ READ_WRITE = {
     "partial_update": MANAGE_REGISTRY,
     "destroy": MANAGE_REGISTRY,
 }
+
+# What the JSON renderer answers as Content-Type (DRF: the media type, no charset).
+JSON = "application/json"
 
 SITE_CODE_PATH = r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"
 
@@ -88,7 +93,9 @@ class HospitalViewSet(GovernedViewSetMixin, viewsets.ModelViewSet[Hospital]):
     http_method_names = ("get", "post", "put", "patch", "head", "options")
 
     @extend_schema(parameters=[OpenApiParameter("region", str, required=False)])
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def list(  # type: ignore[override]  # an HttpResponse: the shared JSON
+        self, request: Request, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
         # The directory changes rarely and every operations screen asks for it: the answer is
         # shared per registry state, caller's scope and exact URL (hub/api/live_cache.py).
         action_name = self.get_governance_action()
@@ -98,10 +105,12 @@ class HospitalViewSet(GovernedViewSetMixin, viewsets.ModelViewSet[Hospital]):
             scope_for(request.user, action_name),
             request.build_absolute_uri(),
         )
-        data = registry_answer(
-            request, key, lambda: super(HospitalViewSet, self).list(request, *args, **kwargs).data
+        shared: SharedJSON = registry_answer(
+            request,
+            key,
+            lambda: SharedJSON.of(super(HospitalViewSet, self).list(request, *args, **kwargs).data),
         )
-        return Response(data)
+        return shared_response(request, shared)
 
     def get_queryset(self) -> QuerySet[Hospital]:
         qs = super().get_queryset()
@@ -254,6 +263,14 @@ class LiveAnswer:
         return cls(data, tuple(p.pk for p in parts), sum(p.row_count for p in parts))
 
 
+def shared_response(request: Request, shared: SharedJSON) -> HttpResponse:
+    """A shared answer: its JSON as rendered once when plain JSON is negotiated (the same
+    bytes the renderer would write), else rendered from its data as before."""
+    if plain_json_accepted(request):
+        return HttpResponse(shared.json, content_type=JSON)
+    return Response(shared.data)
+
+
 class _LiveBase(GovernedViewSetMixin, GenericAPIView[Hospital]):
     queryset = Hospital.objects.all()
 
@@ -300,13 +317,18 @@ class LiveRegionView(_LiveBase):
     serializer_class = s.RegionLiveOutput
 
     @extend_schema(parameters=[AUDIENCE_PARAM], responses=s.RegionLiveOutput)
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         audience = self.audience()
         now = timezone.now()
         # Per-hospital parts, rebuilt only where the data moved (hub/api/live_parts.py).
         parts = live_parts.hospital_parts(
             ("region", self.scope_key(), audience), self.scoped, audience, now
         )
+        if parts is not None and plain_json_accepted(request):
+            # The JSON straight from the parts' templates: the same bytes as rendering
+            # ``region_data`` (tests/hub/api/test_live_parts.py), without building it.
+            self.note_answer(LiveAnswer.of_parts({}, parts))
+            return HttpResponse(live_parts.region_json(parts, now), content_type=JSON)
         if parts is not None:
             answer = LiveAnswer.of_parts(live_parts.region_data(parts, now), parts)
         else:  # nothing may be shared (no Redis): built for this request
@@ -326,7 +348,7 @@ class LiveHospitalView(_LiveBase):
     serializer_class = s.HospitalLiveOutput
 
     @extend_schema(parameters=[AUDIENCE_PARAM], responses=s.HospitalLiveOutput)
-    def get(self, request: Request, site_code: str) -> Response:
+    def get(self, request: Request, site_code: str) -> HttpResponse:
         audience = self.audience()
         now = timezone.now()
 
@@ -338,6 +360,9 @@ class LiveHospitalView(_LiveBase):
             ("hospital", self.scope_key(), audience, site_code), scoped, audience, now
         )
         answer: LiveAnswer | None
+        if parts and plain_json_accepted(request):
+            self.note_answer(LiveAnswer.of_parts({}, parts))
+            return HttpResponse(parts[0].json_at(now), content_type=JSON)
         if parts is not None:
             answer = LiveAnswer.of_parts(parts[0].data_at(now), parts) if parts else None
         else:  # nothing may be shared (no Redis): built for this request
@@ -611,7 +636,7 @@ class SiteHeartbeatView(_SiteBase):
             policy_version=data.validated_data.get("policy_version"),
             outbox_backlog=data.validated_data.get("outbox_backlog"),
         )
-        pending = len(_pending_directives(agent.hospital_id))
+        pending = len(_pending_directives(agent.hospital_id).data)
         return Response(
             s.HeartbeatOutput(
                 {"received_at": agent.last_heartbeat_at, "pending_directives": pending}
@@ -627,7 +652,7 @@ class SitePolicyView(_SiteBase):
     serializer_class = s.PolicyOutput
 
     @extend_schema(responses={200: s.PolicyOutput, 204: None})
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         agent = self.agent()
 
         def build() -> tuple[Any, datetime | None]:
@@ -638,14 +663,14 @@ class SitePolicyView(_SiteBase):
             if policy is None:
                 return None, until
             signed = base64.b64encode(bytes(policy.get("signed") or b"")).decode()
-            return s.PolicyOutput({**policy, "signed": signed}).data, until
+            return SharedJSON.of(s.PolicyOutput({**policy, "signed": signed}).data), until
 
         # Shared per state of the policy table, until a published policy's effective time
         # comes (hub/api/live_cache.py).
-        data = state_answer(("policy", agent.hospital_id), build, kind="policy")
-        if data is None:
+        shared = state_answer(("policy", agent.hospital_id), build, kind="policy")
+        if shared is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(data)
+        return shared_response(request, shared)
 
 
 class SiteDirectivesView(_SiteBase):
@@ -656,23 +681,23 @@ class SiteDirectivesView(_SiteBase):
     pagination_class = None  # a site has a handful pending at most; the list is the answer
 
     @extend_schema(responses=s.DirectiveSerializer(many=True))
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         agent = self.agent()
-        return Response(_pending_directives(agent.hospital_id))
+        return shared_response(request, _pending_directives(agent.hospital_id))
 
 
-def _pending_directives(hospital_id: int) -> list[dict[str, Any]]:
+def _pending_directives(hospital_id: int) -> SharedJSON:
     """The site's unacknowledged directives as answered, shared per state of the directive
     table (hub/api/live_cache.py): agents poll them every few seconds. The answer does not
     depend on the clock (expired directives stay listed until acknowledged)."""
 
-    def build() -> tuple[list[dict[str, Any]], None]:
+    def build() -> tuple[SharedJSON, None]:
         rows = registry_selectors.directives_pending(hospital_id=hospital_id).select_related(
             "hospital"
         )
-        return list(s.DirectiveSerializer(rows, many=True).data), None
+        return SharedJSON.of(list(s.DirectiveSerializer(rows, many=True).data)), None
 
-    pending: list[dict[str, Any]] = state_answer(("directives", hospital_id), build, "directives")
+    pending: SharedJSON = state_answer(("directives", hospital_id), build, "directives")
     return pending
 
 

@@ -4,6 +4,7 @@ directives. Keyword-only, typed; each is one transaction."""
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.utils import timezone
 
 from deid.signing import KeyFormatError, key_id_for, load_public_key, public_key_b64
@@ -221,7 +222,17 @@ def agent_revoke(*, agent: SiteAgent) -> SiteAgent:
     return agent
 
 
-@transaction.atomic
+# One statement in autocommit: a heartbeat writes only the agent's own liveness columns, and
+# nothing listens for it (a heartbeat bumps no grants or state version: hub/api/apps.py,
+# hub/api/state_signals.py), so neither a transaction (BEGIN, COMMIT) nor the ORM's save()
+# (its compiled UPDATE, pre/post_save) is needed. The agent, revoked since or not, is updated
+# exactly as ``save(update_fields=...)`` did, and a row gone meanwhile raises as it did.
+_HEARTBEAT_UPDATE = (
+    f"UPDATE {SiteAgent._meta.db_table} SET last_heartbeat_at = %s, agent_version = %s,"  # noqa: S608  # nosec B608
+    " feed_status = %s::jsonb, policy_version = %s, outbox_backlog = %s WHERE id = %s"
+)
+
+
 def agent_heartbeat_record(
     *,
     agent: SiteAgent,
@@ -230,20 +241,27 @@ def agent_heartbeat_record(
     policy_version: int | None,
     outbox_backlog: int | None,
 ) -> SiteAgent:
+    """Store the agent's heartbeat (one ``UPDATE``); the agent with the stored values."""
     agent.last_heartbeat_at = timezone.now()
     agent.agent_version = agent_version[:64]
     agent.feed_status = {"feeds": [dict(f) for f in feeds]}
     agent.policy_version = policy_version
     agent.outbox_backlog = outbox_backlog
-    agent.save(
-        update_fields=[
-            "last_heartbeat_at",
-            "agent_version",
-            "feed_status",
-            "policy_version",
-            "outbox_backlog",
-        ]
-    )
+    using = router.db_for_write(SiteAgent)
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            _HEARTBEAT_UPDATE,
+            [
+                agent.last_heartbeat_at,
+                agent.agent_version,
+                json.dumps(agent.feed_status),
+                policy_version,
+                outbox_backlog,
+                agent.pk,
+            ],
+        )
+        if cursor.rowcount != 1:
+            raise DatabaseError(f"site agent {agent.pk} is gone: heartbeat not stored")
     return agent
 
 

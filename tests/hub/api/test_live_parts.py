@@ -3,6 +3,7 @@ build at the moment served, only the hospitals whose data moved rebuilt, scopes 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,9 +14,11 @@ from django.test import Client as DjangoClient
 
 from governance import versions
 from governance.access import assign_role, grant_hospital
+from governance.models import AuditEvent
 from governance.roles import Role
 from hub.api import live_parts
 from hub.api.live_output import region_live_data
+from hub.api.renderers import render_json
 from hub.census import conf, selectors
 from hub.registry.models import Hospital, Unit
 from tests.hub.api.test_live_api import ingest, report_all_units
@@ -81,6 +84,43 @@ def test_parts_give_a_fresh_build_at_every_moment_served() -> None:
     assert third is not None
     assert live_parts.region_data(third, past) == _fresh(past)
     assert live_parts.region_data(third, past)["hospitals_stale"] == 2
+    # The JSON from the parts' templates is the renderer's JSON of that data, byte for byte,
+    # at any moment (ages of units, the ED, hospitals and feeds all move).
+    for parts_at, at in ((parts, now), (again, later), (third, past)):
+        for moment in (at, at + timedelta(microseconds=999_999), at + timedelta(seconds=3601)):
+            assert live_parts.region_json(parts_at, moment) == render_json(
+                live_parts.region_data(parts_at, moment)
+            )
+            for part in parts_at:
+                assert part.json_at(moment) == render_json(part.data_at(moment))
+    assert [p.json_at(later) for p in again] != [p.json_at(now) for p in again]  # ages
+
+
+def test_the_views_answer_the_renderers_json_and_keep_the_other_formats() -> None:
+    now = datetime.now(UTC)
+    hospital, key, _ = enrolled_site()
+    report_all_units(hospital.site_code, key, at=now - timedelta(seconds=61), ed_waiting=3)
+    client, user = _client()
+    for url in ("/api/v1/live/", f"/api/v1/live/hospitals/{hospital.site_code}/"):
+        plain = client.get(url)
+        assert plain.status_code == 200
+        assert plain["Content-Type"] == "application/json"
+        assert plain.json() == json.loads(plain.content)
+        indented = client.get(url, HTTP_ACCEPT="application/json; indent=2")
+        assert indented.status_code == 200
+        assert b'\n  "' in indented.content  # rendered by DRF from the data, as before
+        varying = {"Content-Length", "X-Request-ID"}
+        assert {k: v for k, v in plain.headers.items() if k not in varying} == {
+            k: v for k, v in indented.headers.items() if k not in varying
+        }
+        browsable = client.get(url, HTTP_ACCEPT="text/html")
+        assert browsable.status_code == 200
+        assert browsable["Content-Type"].startswith("text/html")
+    # Every answer is audited with the hospitals and rows it showed, bytes or not.
+    events = AuditEvent.objects.filter(actor_id=user.pk, path=url, status_code=200)
+    assert events.count() == 3
+    assert {tuple(e.hospital_ids) for e in events} == {(hospital.pk,)}
+    assert {e.row_count for e in events} == {Unit.objects.filter(hospital=hospital).count()}
 
 
 def test_a_change_to_one_hospital_rebuilds_that_hospital_only(
