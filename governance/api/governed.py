@@ -31,6 +31,17 @@ else:
 
 from governance.access import can, restrict
 
+_READS = ("list", "retrieve", "get")
+_METHOD_ACTIONS = {
+    "get": _READS,
+    "head": _READS,
+    "options": _READS,
+    "post": ("create",),
+    "put": ("update",),
+    "patch": ("partial_update",),
+    "delete": ("destroy",),
+}
+
 
 def declared_action(view: Any, request: Request | None = None) -> str:
     """The governed action a view performs for this request (viewset action or method)."""
@@ -41,6 +52,13 @@ def declared_action(view: Any, request: Request | None = None) -> str:
     for key in keys:
         if key and key in actions:
             return actions[key]
+    if request is not None and request.method and keys[0] in (None, "metadata"):
+        # OPTIONS (DRF's metadata) and the browsable API check the forms they would show
+        # with the method those would use, under the viewset action "metadata" (or none):
+        # each method needs what its viewset action needs; describing needs reading.
+        for key in _METHOD_ACTIONS.get(request.method.lower(), ()):
+            if key in actions:
+                return actions[key]
     action = getattr(view, "governance_action", None)
     if not action:
         raise ImproperlyConfigured(
