@@ -75,10 +75,11 @@ def seed_region(
     flagged: tuple[int, ...] = (),
     counties: tuple[str, ...] = DEFAULT_COUNTIES,
     history: bool = True,
+    now: datetime | None = None,
 ) -> Seeded:
-    """``n`` hospitals (the biggest first), each reporting every ``interval`` for ``hours``;
-    ``silent_for``, ``pressure`` and ``flagged`` (sites reporting their own feed overdue)
-    name hospitals by index."""
+    """``n`` hospitals (the biggest first), each reporting every ``interval`` for ``hours``
+    up to ``now`` (default: the present); ``silent_for``, ``pressure`` and ``flagged`` (sites
+    reporting their own feed overdue) name hospitals by index."""
     result = region_seed(
         capacities=capacities(),
         region_code="board-test",
@@ -87,7 +88,7 @@ def seed_region(
         counties=counties,
     )
     hospitals = result.hospitals
-    now = timezone.now()
+    now = now or timezone.now()
     if not history:
         return Seeded(hospitals=hospitals, now=now)
     census_history_seed(
