@@ -18,13 +18,14 @@ Ctrl-C or TERM.
 
 Cases: normal, saturated and collapse (mean ED occupancy 82%, 105%, 125%), each *cold* (the
 region's first evaluation: no statuses yet, every level is a change, every recommendation
-new) and *steady* (the following minutes: every unit's snapshot a minute newer, half the EDs
-one patient up or down). Each evaluation is timed wall-clock, with the CPU time of this
-process and of the PostgreSQL backend serving it (``/proc/<pid>/stat``, when the server is
-on this machine), the number of statements (queries and COPY streams) and a breakdown per
-stage. Two baselines measured in
-the same run: a plain SELECT of the region's live unit rows (the least any read of the
-census costs) and the rules alone on the inputs read (the ``rules`` stage).
+new), *steady* (the following minutes: every unit's snapshot a minute newer, half the EDs
+one patient up or down) and *held* (further minutes, every snapshot a minute newer and no
+value changed: each renewal keeps its stored words and figures). Each evaluation is timed
+wall-clock, with the CPU time of this process and of the PostgreSQL backend serving it
+(``/proc/<pid>/stat``, when the server is on this machine), the number of statements (queries
+and COPY streams) and a breakdown per stage. Two baselines measured in the same run: a plain
+SELECT of the region's live unit rows (the least any read of the census costs) and the rules
+alone on the inputs read (the ``rules`` stage).
 
 Alert deliveries are queued after commit by the task (``tasks.deliver_alert.delay``); here
 they are counted, not queued, so nothing reaches a broker.
@@ -384,8 +385,9 @@ def load_states(cursor: Any, seeded: Seeded, states: list[Any]) -> None:
     copy_rows(cursor, "census_unitstate", STATE_COLUMNS, rows)
 
 
-def next_minute(cursor: Any, seeded: Seeded, seed: int) -> None:
-    """A minute later: every snapshot a minute newer, half the EDs one patient up or down."""
+def next_minute(cursor: Any, seeded: Seeded, seed: int, *, values: bool = True) -> None:
+    """A minute later: every snapshot a minute newer, half the EDs one patient up or down
+    (with ``values=False`` no value changes: only the snapshot times move)."""
     rng = random.Random(seed)
     ed_units = [uids[0] for uids in seeded.unit_ids]
     changes = [rng.choice((-1, 0, 0, 1)) for _ in ed_units]
@@ -394,6 +396,8 @@ def next_minute(cursor: Any, seeded: Seeded, seed: int) -> None:
         "received_at = received_at + interval '1 minute' WHERE hospital_id = ANY(%s)",
         [seeded.hospital_ids],
     )
+    if not values:
+        return
     cursor.execute(
         "UPDATE census_unitstate s SET occupied_beds = greatest(0, s.occupied_beds + c.d) "
         "FROM unnest(%s::bigint[], %s::int[]) AS c(unit_id, d) "
@@ -620,8 +624,14 @@ def main() -> int:
                     next_minute(cursor, seeded, args.seed + k)
                 steady.append(evaluate(stages, region, now0 + timedelta(minutes=k)))
             worst = max(worst, report("steady", steady))
+            held = []
+            for k in range(args.repeat + 1, 2 * args.repeat + 1):
+                with connection.cursor() as cursor:
+                    next_minute(cursor, seeded, args.seed + k, values=False)
+                held.append(evaluate(stages, region, now0 + timedelta(minutes=k)))
+            worst = max(worst, report("held", held))
             if args.profile:
-                profile(stages, region, now0 + timedelta(minutes=args.repeat + 1))
+                profile(stages, region, now0 + timedelta(minutes=2 * args.repeat + 1))
         stages.restore()
         verdict = "PASS" if worst < GOAL_MS else "FAIL"
         print(

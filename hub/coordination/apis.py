@@ -56,7 +56,7 @@ class RecommendationViewSet(
 ):
     """Diversion recommendations, newest first (``?state=pending`` for the open ones)."""
 
-    queryset = m.DiversionRecommendation.objects.all()
+    queryset = m.DiversionRecommendation.objects.select_related("region__coordination_state")
     serializer_class = s.RecommendationSerializer
     governance_actions = {  # noqa: RUF012 (a read-only mapping)
         **_READS,
@@ -172,7 +172,7 @@ class StatusViewSet(GovernedViewSetMixin, viewsets.ReadOnlyModelViewSet[m.Hospit
 class SurgeChangeViewSet(GovernedViewSetMixin, viewsets.ReadOnlyModelViewSet[m.SurgeLevelChange]):
     """OPEL level changes with their causes and checklists, newest first."""
 
-    queryset = m.SurgeLevelChange.objects.select_related("hospital", "region")
+    queryset = m.SurgeLevelChange.objects.select_related("hospital", "region", "checklist_ref")
     serializer_class = s.SurgeChangeSerializer
     governance_action = READ_COORDINATION
 

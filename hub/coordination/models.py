@@ -130,6 +130,11 @@ class DiversionRecommendation(models.Model):
     While the figures keep saying the same thing the pending recommendation is renewed in
     place (``renewed_at``, ``expires_at``); when they say something else it is superseded by a
     new one, so each row is one distinct piece of advice an operator can accept or override.
+
+    A renewal keeps the stored words and figures while none of the figures' values changed
+    (the snapshot time ``figures["as_of"]`` moving alone is not a change): ``figures_as_of``
+    is the evaluation that first saw them as they are, ``renewed_at`` the last that confirmed
+    them ("figures unchanged since HH:MM").
     """
 
     class State(models.TextChoices):
@@ -160,6 +165,8 @@ class DiversionRecommendation(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     created_at = models.DateTimeField()
     renewed_at = models.DateTimeField()
+    # When the stored words and figures were written (first seen with these values).
+    figures_as_of = models.DateTimeField(null=True)
     expires_at = models.DateTimeField(null=True)
     closed_at = models.DateTimeField(null=True)
 
@@ -181,6 +188,15 @@ class DiversionRecommendation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hospital_id}: {self.status} ({self.state})"
+
+    @property
+    def region_evaluated_at(self) -> Any:
+        """When the region was last evaluated (the last confirmation of these figures while
+        the advice is pending), or None."""
+        try:
+            return self.region.coordination_state.evaluated_at
+        except RegionState.DoesNotExist:
+            return None
 
     def signature(self) -> tuple[Any, ...]:
         """What makes two recommendations the same advice (not the same numbers)."""
@@ -267,9 +283,23 @@ class DiversionDecision(models.Model):
         return EMS_TRAFFIC[DiversionStatus(self.status)]
 
 
+class SurgeChecklist(models.Model):
+    """One distinct checklist of actions, stored once and never changed: keyed by the SHA-256
+    of its canonical JSON (``checklists.digest``), so a level change points at exactly the
+    list it carried even after the region's configured checklist is edited."""
+
+    digest = models.CharField(max_length=64, primary_key=True)
+    items = models.JSONField(default=list)
+
+    governance_scope: ClassVar[dict[str, str]] = {}
+
+    def __str__(self) -> str:
+        return f"checklist {self.digest[:12]} ({len(self.items)} items)"
+
+
 class SurgeLevelChange(models.Model):
     """One change of OPEL level (a hospital's, or the region's when ``hospital`` is null), with
-    the parameters that caused it and the checklist of the new level."""
+    the parameters that caused it and (by reference) the checklist of the new level."""
 
     # Neither has an index of its own: ``coord_surge_hosp_time`` and ``coord_surge_region_time``
     # start with them (a region's first evaluation records a change per hospital).
@@ -287,7 +317,15 @@ class SurgeLevelChange(models.Model):
     score = models.FloatField()
     causes = models.JSONField(default=list)  # [{name, value, level, weight}]
     readings = models.JSONField(default=list)
-    checklist = models.JSONField(default=list)
+    # No index of its own: a handful of distinct checklists, referenced by every change; it
+    # is never filtered on (PROTECT asks only when a checklist would be deleted: never).
+    checklist_ref = models.ForeignKey(
+        SurgeChecklist,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_column="checklist_digest",
+        db_index=False,
+    )
     explanation = models.TextField()
     at = models.DateTimeField()
 
@@ -302,6 +340,11 @@ class SurgeLevelChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hospital_id or 'region'}: OPEL {self.from_level} → {self.to_level}"
+
+    @property
+    def checklist(self) -> list[str]:
+        """The checklist the new level carried, read through its reference."""
+        return list(self.checklist_ref.items)
 
 
 class ResourceKind(models.TextChoices):

@@ -17,7 +17,7 @@ from hub.registry.models import Hospital, Region
 def recommendations(
     *, queryset: QuerySet[m.DiversionRecommendation], state: str | None = None
 ) -> QuerySet[m.DiversionRecommendation]:
-    qs = queryset.select_related("hospital", "region")
+    qs = queryset.select_related("hospital", "region", "region__coordination_state")
     if state:
         qs = qs.filter(state=state)
     return qs.order_by("-created_at", "-id")

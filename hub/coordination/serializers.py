@@ -22,6 +22,9 @@ class RecommendationSerializer(serializers.ModelSerializer[m.DiversionRecommenda
     region: serializers.SlugRelatedField[Region] = serializers.SlugRelatedField(
         slug_field="code", read_only=True
     )
+    # ``figures_as_of``: when the stored figures were first seen with these values (a renewal
+    # that changes none keeps them); ``region_evaluated_at``: the region's last evaluation.
+    region_evaluated_at = serializers.DateTimeField(read_only=True)
 
     class Meta:
         model = m.DiversionRecommendation
@@ -40,6 +43,8 @@ class RecommendationSerializer(serializers.ModelSerializer[m.DiversionRecommenda
             "state",
             "created_at",
             "renewed_at",
+            "figures_as_of",
+            "region_evaluated_at",
             "expires_at",
             "closed_at",
         ]
@@ -130,6 +135,8 @@ class SurgeChangeSerializer(serializers.ModelSerializer[m.SurgeLevelChange]):
     region: serializers.SlugRelatedField[Region] = serializers.SlugRelatedField(
         slug_field="code", read_only=True
     )
+    # Read through the change's reference to its stored checklist (``SurgeChecklist``).
+    checklist = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
         model = m.SurgeLevelChange

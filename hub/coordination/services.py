@@ -20,7 +20,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from governance import audit
-from hub.coordination import inputs, kept, matching, rules, sqlrows
+from hub.coordination import checklists, inputs, kept, matching, rules, sqlrows
 from hub.coordination import models as m
 from hub.coordination.alerts_rules import (
     GROUPED_KINDS,
@@ -361,9 +361,9 @@ def _answered_statuses(region: Region, now: datetime) -> dict[Any, set[str]]:
 def _pending(
     region: Region, was: kept.Kept | None
 ) -> dict[int, tuple[int, tuple[Any, ...], Any, tuple[Any, ...] | None]]:
-    """Per hospital, its pending recommendation, locked: (id, signature, expiry, words as
-    the last evaluation kept them, or None). Signatures come from the kept copy where it
-    has them; the routes of the others are read."""
+    """Per hospital, its pending recommendation, locked: (id, signature, expiry, stored
+    words). Signatures and words come from the kept copy where it has them; the others are
+    read (a renewal compares its words with the stored ones)."""
     rows = list(
         m.DiversionRecommendation.objects.select_for_update()
         .filter(region=region, state=m.DiversionRecommendation.State.PENDING)
@@ -373,17 +373,16 @@ def _pending(
     advice = was.advice if was is not None else {}
     unknown = [pk for pk, _, _ in rows if pk not in advice]
     signatures = {pk: advice[pk][0] for pk, _, _ in rows if pk in advice}
+    words = {pk: advice[pk][1] for pk, _, _ in rows if pk in advice}
     if unknown:
-        for pk, mode, status, routes in (
+        for pk, mode, status, *stored in (
             m.DiversionRecommendation.objects.filter(pk__in=unknown)
             .order_by()
-            .values_list("pk", "mode", "status", "routes")
+            .values_list("pk", "mode", "status", *_RENEWED_FIELDS[:-1])
         ):
-            signatures[pk] = m.recommendation_signature(mode, status, routes)
-    return {
-        hid: (pk, signatures[pk], expires_at, advice[pk][1] if pk in advice else None)
-        for pk, hid, expires_at in rows
-    }
+            signatures[pk] = m.recommendation_signature(mode, status, stored[1])
+            words[pk] = tuple(stored)
+    return {hid: (pk, signatures[pk], expires_at, words[pk]) for pk, hid, expires_at in rows}
 
 
 def _store_recommendations(
@@ -423,13 +422,16 @@ def _store_recommendations(
         signature = m.recommendation_signature(rec.mode.value, rec.status.value, routes)
         old = pending.pop(hid, None)
         if old is not None and old[1] == signature:
-            # The same advice with today's numbers: renewed in place; its words rewritten
-            # only where they changed.
-            if old[3] == words:
+            # The same advice: renewed in place. While no figure's value changed (the
+            # snapshot time moving alone is not a change) the stored words and figures stay
+            # as they are, with ``figures_as_of``; else they are rewritten, only the columns
+            # that changed.
+            if old[3] is not None and words_unchanged(old[3], words):
                 renewed_only.append((old[0], rec.expires_at))
+                advice_after[old[0]] = (signature, old[3])
             else:
                 renewed_rows.append((old[0], *words, rec.expires_at, old[3]))
-            advice_after[old[0]] = (signature, words)
+                advice_after[old[0]] = (signature, words)
             continue
         if old is not None:
             superseded.append(old[0])
@@ -458,18 +460,16 @@ def _store_recommendations(
                 **{_RENEWED_FIELDS[j]: [r[1 + j] for r in rows] for j in changed},
                 "expires_at": [r[7] for r in rows],
                 "renewed_at": [now] * len(rows),
+                "figures_as_of": [now] * len(rows),
             },
         )
-    if renewed_only:
-        sqlrows.update_rows(
-            model,
-            "id",
-            [pk for pk, _ in renewed_only],
-            {
-                "expires_at": [exp for _, exp in renewed_only],
-                "renewed_at": [now] * len(renewed_only),
-            },
-        )
+    # Renewed advice whose figures did not change: only its expiry and renewal time, one
+    # statement per distinct expiry (every renewal of a minute expires at the same time).
+    by_expiry: dict[Any, list[int]] = {}
+    for pk, exp in renewed_only:
+        by_expiry.setdefault(exp, []).append(pk)
+    for exp, pks in by_expiry.items():
+        sqlrows.set_where_in(model, "id", pks, {"expires_at": exp, "renewed_at": now})
     for pks, state in ((superseded, states.SUPERSEDED), (expired, states.EXPIRED)):
         sqlrows.set_where_in(model, "id", pks, {"state": state.value, "closed_at": now})
     sqlrows.set_where_in(
@@ -489,6 +489,7 @@ def _store_recommendations(
                 "state": [states.PENDING.value] * n,
                 "created_at": [now] * n,
                 "renewed_at": [now] * n,
+                "figures_as_of": [now] * n,
             },
         )
         for pk, hid in zip(ids, columns[0], strict=True):
@@ -497,6 +498,19 @@ def _store_recommendations(
         now_kept.advice = advice_after
     renewed = len(renewed_rows) + len(renewed_only)
     return len(new_rows), renewed, len(expired) + len(withdrawn)
+
+
+def words_unchanged(before: tuple[Any, ...], after: tuple[Any, ...]) -> bool:
+    """Whether a renewal's words (score, routes, kept, explanation, figures, no_forecast) say
+    what the stored ones say: equal except for the figures' snapshot time (``as_of``)."""
+    if before[:4] != after[:4] or before[5] != after[5]:
+        return False
+    old, new = before[4], after[4]
+    if old == new:
+        return True
+    if not isinstance(old, dict) or not isinstance(new, dict) or old.keys() != new.keys():
+        return False
+    return all(k == "as_of" or old[k] == new[k] for k in new)
 
 
 _RENEWED_FIELDS = (
@@ -513,9 +527,11 @@ _RENEWED_FIELDS = (
 def _store_surge(
     region: Region, changes: Sequence[SurgeChange], hospitals: Mapping[str, int]
 ) -> None:
-    """Every level change with the parameters that caused it (one statement)."""
+    """Every level change with the parameters that caused it (one statement), pointing at its
+    checklist, stored once per distinct list (one statement)."""
     if not changes:
         return
+    digests = checklists.checklists_store(c.checklist for c in changes)
     sqlrows.copy_insert(
         m.SurgeLevelChange,
         {
@@ -528,7 +544,7 @@ def _store_surge(
             "score": [round(c.score, 2) for c in changes],
             "causes": [[r._asdict() for r in c.causes] for c in changes],
             "readings": [[r._asdict() for r in c.readings] for c in changes],
-            "checklist": [list(c.checklist) for c in changes],
+            "checklist_ref": [digests[tuple(c.checklist)] for c in changes],
             "explanation": [c.explanation for c in changes],
             "at": [c.at for c in changes],
         },

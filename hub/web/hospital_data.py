@@ -236,7 +236,9 @@ def _coordination(user: Any, hospital: Hospital, status: Any) -> CoordinationVie
         )[:RECENT]
     )
     changes = list(
-        mine(coordination.SurgeLevelChange.objects.all()).order_by("-at", "-id")[:RECENT]
+        mine(coordination.SurgeLevelChange.objects.select_related("checklist_ref")).order_by(
+            "-at", "-id"
+        )[:RECENT]
     )
     return CoordinationView(status, pending, decisions, changes)
 

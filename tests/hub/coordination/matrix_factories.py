@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from governance.testing import register_matrix_factory, register_url_kwarg
 from hub.benchmarks.models import HospitalKpi, UnitLosKpi
+from hub.coordination import checklists
 from hub.coordination import models as m
 
 
@@ -71,12 +72,14 @@ def hospital_status(hospital: Any, unit: Any) -> models.Model:
 
 @register_matrix_factory("coordination.SurgeLevelChange")
 def surge_change(hospital: Any, unit: Any) -> models.Model:
+    digests = checklists.checklists_store([("matrix: review the escalation plan",)])
     return m.SurgeLevelChange.objects.create(
         region=hospital.region,
         hospital=hospital,
         from_level=1,
         to_level=2,
         score=30.0,
+        checklist_ref_id=next(iter(digests.values())),
         explanation="matrix: OPEL 1 → 2",
         at=timezone.now(),
     )

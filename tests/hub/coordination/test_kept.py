@@ -25,6 +25,9 @@ from hub.coordination.serializers import AlertSerializer
 from .db import World, calm, saturated, unit_state, world
 from .test_services import (  # noqa: F401  (collected again: run with the kept copy in use)
     test_a_decision_in_force_is_not_asked_again,
+    test_a_destination_whose_feed_goes_stale_is_still_excluded,
+    test_a_renewal_with_a_changed_value_rewrites_words_and_figures,
+    test_a_renewal_with_unchanged_figures_keeps_its_words_and_stays_unexpired,
     test_alerts_are_raised_once_acknowledged_and_resolved,
     test_an_evaluation_recommends_and_renews_the_same_advice_in_place,
     test_an_overridden_advice_is_not_repeated_while_the_override_stands,

@@ -14,6 +14,7 @@ from governance.models import AuditEvent
 from hub.census.selectors import live_hospitals
 from hub.coordination import inputs, services
 from hub.coordination import models as m
+from hub.coordination.config import RegionConfig
 from hub.coordination.delivery import deliver
 from hub.registry.models import Directive, Hospital
 
@@ -346,3 +347,96 @@ def test_region_settings_are_validated_before_they_are_stored(w: World, operator
         region=w.region, config={"diversion": {"close_enter": 0.95}}, user=operator
     )
     assert services.region_config(w.region).diversion.close_enter == 0.95
+
+
+def test_a_renewal_with_unchanged_figures_keeps_its_words_and_stays_unexpired(w: World) -> None:
+    t0 = timezone.now()
+    services.region_evaluate(region=w.region, now=t0)
+    first = _pending(w)
+    assert first.figures_as_of == t0
+    # The same values sent again a minute later: only the snapshot time moves.
+    t1 = t0 + timedelta(minutes=1)
+    saturated(w.h, at=t1)
+    for s in (w.g, *w.others):
+        calm(s, at=t1)
+    summary = services.region_evaluate(region=w.region, now=t1)
+    assert summary.recommendations_renewed == 1
+    renewed = _pending(w)
+    assert renewed.pk == first.pk
+    assert renewed.figures == first.figures  # the stored snapshot time is not rewritten
+    assert renewed.explanation == first.explanation
+    assert renewed.figures_as_of == t0  # "figures unchanged since" t0
+    assert renewed.renewed_at == t1
+    assert renewed.expires_at is not None
+    assert first.expires_at is not None
+    assert renewed.expires_at > first.expires_at > t1  # renewed: not lapsing
+
+
+def test_a_renewal_with_a_changed_value_rewrites_words_and_figures(w: World) -> None:
+    t0 = timezone.now()
+    services.region_evaluate(region=w.region, now=t0)
+    first = _pending(w)
+    t1 = t0 + timedelta(minutes=1)
+    unit_state(
+        w.h.ed,
+        at=t1,
+        occupied_beds=21,
+        available_beds=0,
+        ed_boarding=7,  # one more boarder: a changed value
+        longest_boarding_minutes=400,
+        offload_p90_minutes=80,
+    )
+    services.region_evaluate(region=w.region, now=t1)
+    renewed = _pending(w)
+    assert renewed.pk == first.pk  # the same advice
+    assert renewed.figures["ed_boarding"] == 7
+    assert renewed.figures["as_of"] != first.figures["as_of"]
+    assert renewed.figures_as_of == t1
+
+
+def test_a_destination_whose_feed_goes_stale_is_still_excluded(w: World) -> None:
+    t0 = timezone.now()
+    services.region_evaluate(region=w.region, now=t0)
+    assert _pending(w).routes[0]["destination"] == w.g.hospital.site_code
+    # 20 minutes on every feed but G's has reported again, with the same values.
+    t1 = t0 + timedelta(minutes=20)
+    saturated(w.h, at=t1)
+    for s in w.others:
+        calm(s, at=t1)
+    services.region_evaluate(region=w.region, now=t1)
+    current = _pending(w)
+    assert {r["destination"] for r in current.routes} == {w.others[0].hospital.site_code}
+
+
+def test_level_changes_with_the_same_checklist_share_one_stored_checklist(w: World) -> None:
+    saturated(w.g)  # H and G both go to the same high level
+    services.region_evaluate(region=w.region)
+    h = m.SurgeLevelChange.objects.get(hospital=w.h.hospital)
+    g = m.SurgeLevelChange.objects.get(hospital=w.g.hospital)
+    assert h.to_level == g.to_level
+    assert h.checklist_ref_id == g.checklist_ref_id
+    assert len(h.checklist_ref_id) == 64  # SHA-256, hex
+    assert m.SurgeChecklist.objects.filter(items=h.checklist).count() == 1
+    assert h.checklist == list(RegionConfig().surge.checklists[h.to_level])
+
+
+def test_editing_the_region_checklist_leaves_a_past_change_as_it_was(
+    w: World, operator: Any
+) -> None:
+    services.region_evaluate(region=w.region)
+    past = m.SurgeLevelChange.objects.get(hospital=w.h.hospital)
+    before = past.checklist
+    edited = {str(k): [f"edited action for level {k}"] for k in (1, 2, 3, 4)}
+    services.region_settings_set(
+        region=w.region, config={"surge": {"checklists": edited}}, user=operator
+    )
+    later = timezone.now() + timedelta(hours=2)
+    for s in (w.h, w.g, *w.others):
+        calm(s, at=later)  # H's level falls: a new change under the edited checklists
+    services.region_evaluate(region=w.region, now=later)
+    past = m.SurgeLevelChange.objects.select_related("checklist_ref").get(pk=past.pk)
+    assert past.checklist == before
+    newer = m.SurgeLevelChange.objects.filter(hospital=w.h.hospital).exclude(pk=past.pk).first()
+    assert newer is not None
+    assert newer.checklist == [f"edited action for level {newer.to_level}"]
+    assert newer.checklist_ref_id != past.checklist_ref_id

@@ -135,3 +135,23 @@ def test_an_unknown_recommendation_is_404_not_500(
 ) -> None:
     assert client.post("/diversion/999999/accept/", {}).status_code == 404
     assert client.get("/diversion/1/accept/").status_code == 405
+
+
+def test_a_recommendation_says_since_when_its_figures_are_unchanged(
+    client: Client, world: CoordWorld, operator: Any
+) -> None:
+    rec = world.pending()
+    m.DiversionRecommendation.objects.filter(pk=rec.pk).update(
+        figures_as_of=rec.created_at.replace(hour=7, minute=5)
+    )
+    m.RegionState.objects.filter(region=world.region).update(
+        evaluated_at=rec.created_at.replace(hour=9, minute=41)
+    )
+    html = client.get("/diversion/").content.decode()
+    assert "figures unchanged since" in html
+    assert ">07:05</time> UTC" in html
+    assert "region last evaluated" in html
+    assert ">09:41</time> UTC" in html
+    data = client.get(f"/api/v1/coordination/recommendations/{rec.pk}/").json()
+    assert data["figures_as_of"].startswith(rec.created_at.strftime("%Y-%m-%d") + "T07:05")
+    assert data["region_evaluated_at"].startswith(rec.created_at.strftime("%Y-%m-%d") + "T09:41")
