@@ -194,7 +194,8 @@ class DiversionRecommendation(models.Model):
         """When the region was last evaluated (the last confirmation of these figures while
         the advice is pending), or None."""
         try:
-            return self.region.coordination_state.evaluated_at
+            # coordination_state: RegionState.region's reverse accessor (unknown to mypy).
+            return self.region.coordination_state.evaluated_at  # type: ignore[attr-defined]
         except RegionState.DoesNotExist:
             return None
 
