@@ -701,20 +701,9 @@ def _store_alerts(
             seen.append(pk)  # an event seen again (a live condition is seen: ``seen_at``)
         words_after[pk] = row
     sqlrows.set_where_in(m.Alert, "id", seen, {"last_seen_at": now})
-    if changed:
-        columns = list(zip(*changed, strict=True))
-        sqlrows.update_rows(
-            m.Alert,
-            "id",
-            columns[0],
-            dict(
-                zip(
-                    ("title", "message", "figures", "severity", "last_seen_at"),
-                    columns[1:],
-                    strict=True,
-                )
-            ),
-        )
+    sqlrows.update_tuples(
+        m.Alert, "id", ("title", "message", "figures", "severity", "last_seen_at"), changed
+    )
     # Grouped and changed: rewritten in place, the change appended to the history; those
     # that gained a figure or severity are sent again, and opened again if acknowledged.
     grouped: list[tuple[Any, ...]] = []
@@ -731,29 +720,13 @@ def _store_alerts(
         if ch.notify:
             notify.append(pk)
         words_after[pk] = g.members
-    if grouped:
-        columns = list(zip(*grouped, strict=True))
-        sqlrows.update_rows(
-            m.Alert,
-            "id",
-            columns[0],
-            dict(
-                zip(
-                    (
-                        "title",
-                        "message",
-                        "figures",
-                        "severity",
-                        "last_seen_at",
-                        "last_notified_at",
-                        "history",
-                    ),
-                    columns[1:],
-                    strict=True,
-                )
-            ),
-            append=("history",),
-        )
+    sqlrows.update_tuples(
+        m.Alert,
+        "id",
+        ("title", "message", "figures", "severity", "last_seen_at", "last_notified_at", "history"),
+        grouped,
+        append=("history",),
+    )
     # Opened again: those acknowledged (also by an acknowledgement since they were read).
     sqlrows.set_where_in(
         m.Alert,

@@ -111,6 +111,26 @@ def _guard(
     return sql, params
 
 
+def update_tuples(
+    model: type[models.Model],
+    key: str,
+    fields: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    append: Collection[str] = (),
+) -> int:
+    """``update_rows`` for rows given as tuples: the ``key`` value, then one value per name
+    in ``fields``. Returns the number of rows updated."""
+    if not rows:
+        return 0
+    columns = list(zip(*rows, strict=True))
+    updated = update_rows(
+        model, key, columns[0], dict(zip(fields, columns[1:], strict=True)), append=append
+    )
+    assert isinstance(updated, int)  # noqa: S101 (without ``returning``: a count)
+    return updated
+
+
 def update_rows(
     model: type[models.Model],
     key: str,

@@ -13,14 +13,9 @@ from governance.roles import Role
 from hub.coordination import models as m
 from hub.coordination import services
 
-from .db import World, world
+from .db import World
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
-
-
-@pytest.fixture
-def w() -> World:
-    return world()
 
 
 def _client(user: Any) -> APIClient:

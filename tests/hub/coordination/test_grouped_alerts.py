@@ -13,19 +13,9 @@ from django.utils import timezone
 from hub.coordination import models as m
 from hub.coordination import services
 
-from .db import Site, World, calm, unit_state, world
+from .db import Site, World, calm, unit_state
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
-
-
-@pytest.fixture
-def w() -> World:
-    return world()
-
-
-@pytest.fixture
-def operator(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="operator-2", password=None)
 
 
 @pytest.fixture
@@ -98,7 +88,7 @@ def test_a_grouped_alert_lives_through_ack_reopen_escalation_and_resolution(
     raised, acked, joined = alert.history
     assert raised["added"] == ["ed_occupancy"]
     assert (acked["acknowledged_by"], acked["breaching"], acked["note"]) == (
-        "operator-2",
+        operator.username,
         ["ed_occupancy"],
         "seen",
     )

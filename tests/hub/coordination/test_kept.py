@@ -22,7 +22,7 @@ from hub.coordination import models as m
 from hub.coordination.alerts_rules import GROUPED_KINDS, members_of
 from hub.coordination.serializers import AlertSerializer
 
-from .db import World, calm, saturated, unit_state, world
+from .db import World, calm, saturated, unit_state
 from .test_services import (  # noqa: F401  (collected again: run with the kept copy in use)
     test_a_decision_in_force_is_not_asked_again,
     test_a_destination_whose_feed_goes_stale_is_still_excluded,
@@ -40,16 +40,6 @@ from .test_services import (  # noqa: F401  (collected again: run with the kept 
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
-
-
-@pytest.fixture
-def w() -> World:
-    return world()
-
-
-@pytest.fixture
-def operator(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="operator-1", password=None)
 
 
 @pytest.fixture(autouse=True)

@@ -18,19 +18,9 @@ from hub.coordination.config import RegionConfig
 from hub.coordination.delivery import deliver
 from hub.registry.models import Directive, Hospital
 
-from .db import World, calm, saturated, unit_state, world
+from .db import World, calm, saturated, unit_state
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
-
-
-@pytest.fixture
-def w() -> World:
-    return world()
-
-
-@pytest.fixture
-def operator(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="operator-1", password=None)
 
 
 def _pending(w: World) -> m.DiversionRecommendation:

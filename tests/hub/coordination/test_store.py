@@ -18,14 +18,9 @@ from hub.coordination import inputs, services, sqlrows
 from hub.coordination import models as m
 from hub.registry.models import Hospital, Unit
 
-from .db import World, calm, new_region, saturated, site, unit_state, world
+from .db import World, calm, new_region, saturated, site, unit_state
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
-
-
-@pytest.fixture
-def w() -> World:
-    return world()
 
 
 def _unit(s: Any, code: str, unit_type: str, beds: int) -> Unit:
