@@ -194,8 +194,7 @@ class DiversionRecommendation(models.Model):
         """When the region was last evaluated (the last confirmation of these figures while
         the advice is pending), or None."""
         try:
-            # coordination_state: RegionState.region's reverse accessor (unknown to mypy).
-            return self.region.coordination_state.evaluated_at  # type: ignore[attr-defined]
+            return self.region.coordination_state.evaluated_at
         except RegionState.DoesNotExist:
             return None
 
