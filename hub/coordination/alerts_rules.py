@@ -279,6 +279,21 @@ class AlertGroup(NamedTuple):
         }
 
 
+def breach_words(breach: Mapping[str, Any]) -> str:
+    """One stored member of a grouped alert (``figures["breaches"]``) in words: "ED occupancy
+    103% (alert >= 100%)", or "ICU full in 5 h (p50)" for a forecast."""
+    figure = breach.get("figure")
+    if figure:
+        value, limit = float(breach["value"]), float(breach["threshold"])
+        return (
+            f"{_label(figure)} {_format(figure, value)} "
+            f"(alert {breach.get('op', '>=')} {_format(figure, limit)})"
+        )
+    unit = str(breach.get("unit", ""))
+    hours = explain.hours(float(breach.get("horizon_hours") or 0))
+    return f"{UNIT_LABELS.get(unit, unit)} full in {hours} (p50)"
+
+
 def _label(figure: str) -> str:
     return FIGURE_LABELS.get(figure, figure.replace("_", " "))
 

@@ -11,6 +11,7 @@ from hub.coordination.alerts_rules import (
     AlertGroup,
     Breach,
     OpenAlert,
+    breach_words,
     escalation_level,
     group_breaches,
     plan_alerts,
@@ -303,3 +304,18 @@ def test_a_group_resolves_when_no_figure_breaches() -> None:
     g = _group("H", ed_occupancy="warning")
     plan = plan_alerts([], {g.key: _live(g, acknowledged=True)}, NOW, ALERTS)
     assert plan.resolve == (g.key,)
+
+
+def test_a_grouped_alerts_members_read_as_words() -> None:
+    assert (
+        breach_words({"figure": "ed_occupancy", "value": 1.03, "op": ">=", "threshold": 1.0})
+        == "ED occupancy 103% (alert >= 100%)"
+    )
+    assert (
+        breach_words({"figure": "offload_p90_minutes", "value": 85, "op": ">=", "threshold": 60})
+        == "ambulance offload p90 1 h 25 min (alert >= 1 h)"
+    )
+    assert (
+        breach_words({"unit": "icu", "horizon_hours": 5.5, "within_hours": 6})
+        == "ICU full in 5.5 h (p50)"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from django.test import Client
 
 from governance.roles import Role
 from hub.coordination import models as m
+from hub.coordination.alerts_rules import breach_words
 from tests.hub.web.coordination_world import CoordWorld, coord_world, person
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -85,8 +87,8 @@ def test_a_grouped_alert_shows_its_figures_and_what_was_acknowledged(
     item = html[html.index(f'id="alert-{alert.pk}"') :]
     end = item.find('<li class="card alert')
     item = item if end < 0 else item[:end]  # this alert's item only
-    for figure in figures:
-        assert figure in item
+    for breach in alert.figures["breaches"]:  # in words, e.g. "ED occupancy 103% (alert >= 100%)"
+        assert escape(breach_words(breach)) in item
     assert "acknowledged by operator (" + ", ".join(figures) in item
     api = client.get(f"/api/v1/coordination/alerts/{alert.pk}/").json()
     assert api["history"][-1]["breaching"] == figures
