@@ -49,10 +49,14 @@ def _members(alert: m.Alert) -> list[str]:
 def test_a_grouped_alert_lives_through_ack_reopen_escalation_and_resolution(
     w: World, operator: Any, sends: list[tuple[int, int]], django_capture_on_commit_callbacks: Any
 ) -> None:
+    def evaluate(at: datetime, **ed: Any) -> None:
+        """A minute at ``at`` evaluated, its deliveries run (on commit) into ``sends``."""
+        _minute(w, at, **ed)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.region_evaluate(region=w.region, now=at)
+
     t0 = timezone.now()
-    _minute(w, t0)
-    with django_capture_on_commit_callbacks(execute=True):
-        services.region_evaluate(region=w.region, now=t0)
+    evaluate(t0)
     alert = _threshold(w.h)
     assert (alert.key, _members(alert), alert.severity) == (
         f"threshold:{w.h.hospital.site_code}",
@@ -64,10 +68,8 @@ def test_a_grouped_alert_lives_through_ack_reopen_escalation_and_resolution(
 
     # The same figure a minute later: nothing written, nothing sent.
     t1 = t0 + timedelta(minutes=1)
-    _minute(w, t1)
     sends.clear()
-    with django_capture_on_commit_callbacks(execute=True):
-        services.region_evaluate(region=w.region, now=t1)
+    evaluate(t1)
     alert.refresh_from_db()
     assert alert.state == m.Alert.State.ACKNOWLEDGED
     assert alert.last_seen_at == t0  # not rewritten (seen at the region's evaluation)
@@ -75,9 +77,7 @@ def test_a_grouped_alert_lives_through_ack_reopen_escalation_and_resolution(
 
     # Offload joins after the acknowledgement: the same alert, open again, sent again.
     t2 = t0 + timedelta(minutes=2)
-    _minute(w, t2, offload_p90_minutes=80)
-    with django_capture_on_commit_callbacks(execute=True):
-        services.region_evaluate(region=w.region, now=t2)
+    evaluate(t2, offload_p90_minutes=80)
     alert.refresh_from_db()
     assert _threshold(w.h).pk == alert.pk
     assert alert.state == m.Alert.State.OPEN
@@ -100,10 +100,8 @@ def test_a_grouped_alert_lives_through_ack_reopen_escalation_and_resolution(
 
     # Unacknowledged 16 minutes after it opened again (not after it was raised): level 1.
     t3 = t2 + timedelta(minutes=16)
-    _minute(w, t3, offload_p90_minutes=80)
     sends.clear()
-    with django_capture_on_commit_callbacks(execute=True):
-        services.region_evaluate(region=w.region, now=t3)
+    evaluate(t3, offload_p90_minutes=80)
     alert.refresh_from_db()
     assert alert.escalation_level == 1
     assert (alert.pk, 1) in sends
@@ -111,10 +109,8 @@ def test_a_grouped_alert_lives_through_ack_reopen_escalation_and_resolution(
     # Acknowledged; offload clears: rewritten (one figure, warning), not opened again.
     services.alert_acknowledge(alert=alert, user=operator)
     t4 = t3 + timedelta(minutes=1)
-    _minute(w, t4)
     sends.clear()
-    with django_capture_on_commit_callbacks(execute=True):
-        services.region_evaluate(region=w.region, now=t4)
+    evaluate(t4)
     alert.refresh_from_db()
     assert alert.state == m.Alert.State.ACKNOWLEDGED
     assert (_members(alert), alert.severity) == (["ed_occupancy"], "warning")
