@@ -66,7 +66,9 @@ def _first_full(points: tuple[ForecastPoint, ...]) -> float | None:
     return best
 
 
-_COLUMNS = operator.attrgetter(
+# A state's figures as the arrays read them (also the part of a hospital's key its words are
+# made from: ``diversion._Ctx.hospital_key``).
+STATE_COLUMNS = operator.attrgetter(
     "ed_capacity",
     "ed_occupied",
     "ed_waiting",
@@ -98,7 +100,9 @@ def region_arrays(
     )
     feed_stale = np.fromiter((s.feed_stale for s in states), bool, n)
     if n:
-        columns = [np.array(c, dtype=np.float64) for c in zip(*map(_COLUMNS, states), strict=True)]
+        columns = [
+            np.array(c, dtype=np.float64) for c in zip(*map(STATE_COLUMNS, states), strict=True)
+        ]
     else:
         columns = [np.zeros(0) for _ in range(13)]
     (

@@ -25,7 +25,7 @@ clock (``now`` is an argument), no randomness. One call evaluates a whole region
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -37,6 +37,7 @@ import numpy as np
 from hub.coordination import explain, rules
 from hub.coordination.arrays import (
     PRESSURE_FIGURES,
+    STATE_COLUMNS,
     F,
     RegionArrays,
     pressure_scores,
@@ -128,6 +129,10 @@ def _no_text() -> str:
     return ""
 
 
+def _no_inputs() -> Hashable | None:
+    return None
+
+
 class _Once:
     """A deferred builder that builds once: the explanation of a recommendation is read by
     its alert, by the service that stores it and by the API, and is the same each time."""
@@ -185,10 +190,20 @@ class Recommendation:
     expires_at: datetime | None
     text: Callable[[], str] = field(repr=False, compare=False)
     numbers: Callable[[], dict[str, Any]] = field(repr=False, compare=False)
+    inputs: Callable[[], Hashable | None] = field(default=_no_inputs, repr=False, compare=False)
 
     @property
     def explanation(self) -> str:
         return self.text()
+
+    @property
+    def inputs_key(self) -> Hashable | None:
+        """Every value its words (``explanation``, ``figures``, the routes' texts, the
+        score) are made from, but the snapshot time; None when the words also depend on the
+        clock (a stale hospital's held advice quotes ages). Two recommendations of one
+        region configuration with equal keys have the same words: a renewal whose key is
+        the stored one's keeps its words without building them (``services``)."""
+        return self.inputs()
 
     @property
     def figures(self) -> dict[str, Any]:
@@ -382,6 +397,21 @@ class _Ctx(NamedTuple):
     mask_cache: dict[Capabilities, int]
     cfg: DiversionConfig
     rows: dict[int, Pressure]  # pressure_of, once per hospital (its text and its figures)
+
+    def hospital_key(self, i: int) -> tuple[Any, ...]:
+        """The values hospital i's pressure and description are made from: its figures
+        (``arrays.STATE_COLUMNS``), its forecast points and whether its offload figure and
+        forecast are too old to use (the only parts the clock decides)."""
+        s = self.states[i]
+        f = s.forecast
+        a = self.arrays
+        return (
+            s.code,
+            STATE_COLUMNS(s),
+            None if f is None else (f.ed, f.icu, f.ward),
+            bool(a.offload_unusable[i]),
+            bool(a.forecast_unusable[i]),
+        )
 
     def pressure_of(self, i: int) -> Pressure:
         row = self.rows.get(i)
@@ -771,6 +801,7 @@ def _load_balance(
                 expires_at=expires,
                 text=_Once(partial(_lb_text, region_note, i, routes, ctx, cfg)),
                 numbers=_Once(partial(_numbers, i, True, routes, ctx)),
+                inputs=partial(_lb_inputs, region_note, i, routes, ctx),
             )
         )
     return RegionDiversion(
@@ -791,6 +822,20 @@ def _lb_text(
         f"{region_note}. Share general ambulances for {s.code} by free places: "
         + "; ".join(r.explanation for r in routes)
         + f". {s.code}: {describe_hospital(s, ctx.pressure_of(i), cfg)}."
+    )
+
+
+def _lb_inputs(region_note: str, i: int, routes: tuple[Route, ...], ctx: _Ctx) -> tuple[Any, ...]:
+    """What ``_lb_text``, ``_numbers`` and the routes' texts read (``inputs_key``)."""
+    states, where = ctx.states, ctx.where
+    return (
+        region_note,
+        ctx.hospital_key(i),
+        tuple(
+            (r.destination, r.travel_minutes, r.share, g.ed_capacity, g.ed_occupied)
+            for r in routes
+            for g in (states[where[r.destination]],)
+        ),
     )
 
 
@@ -888,6 +933,34 @@ def _recommendation(
         expires_at=n.expires_at,
         text=_Once(partial(_text, s, n, i, fresh, final, tuple(kept), ctx, now, cfg)),
         numbers=_Once(partial(_numbers, i, fresh, final, ctx)),
+        inputs=partial(_inputs, n.status, i, final, tuple(kept), ctx) if fresh else _no_inputs,
+    )
+
+
+def _inputs(
+    status: Status, i: int, routes: tuple[Route, ...], kept: tuple[Kept, ...], ctx: _Ctx
+) -> tuple[Any, ...]:
+    """What a fresh hospital's ``_text``, ``_numbers`` and routes' texts read
+    (``inputs_key``); a stale one's words quote ages, so it has none."""
+    states, where = ctx.states, ctx.where
+    return (
+        status,
+        ctx.hospital_key(i),
+        tuple(
+            (
+                r.ambulance_class,
+                r.destination,
+                r.travel_minutes,
+                r.share,
+                r.alternates,
+                g.ed_capacity,
+                g.ed_occupied,
+                None if g.forecast is None else g.forecast.ed,
+            )
+            for r in routes
+            for g in (states[where[r.destination]],)
+        ),
+        kept,
     )
 
 

@@ -8,8 +8,10 @@ converted) cost more than deciding. What is kept:
 
 - ``statuses``: each hospital's status row (``services._STATUS_FIELDS``) by hospital id,
   a mirror of the region's ``HospitalStatus`` rows (only the evaluation writes them);
-- ``advice``: per pending recommendation id, its signature and its words (only the
-  evaluation writes those; decisions change a row's *state*, which is read every minute);
+- ``advice``: per pending recommendation id, its signature, its words and the key of the
+  inputs they were made from (``Recommendation.inputs_key``; only the evaluation writes
+  those; decisions change a row's *state*, which is read every minute), with the diversion
+  configuration the keys hold for (``diversion``);
 - ``alert_words``: per live alert id, its title, message and figures as written, or for a
   grouped alert (threshold, forecast) its members, figure: severity (acknowledgement
   changes an alert's state and history, read when needed, never its words or figures).
@@ -37,7 +39,8 @@ from hub.coordination import models as m
 class Kept:
     stamp: tuple[str, datetime | None]
     statuses: dict[int, tuple[Any, ...]] = field(default_factory=dict)
-    advice: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=dict)
+    advice: dict[int, tuple[tuple[Any, ...], tuple[Any, ...], Any]] = field(default_factory=dict)
+    diversion: Any = None  # the DiversionConfig the advice's input keys were made under
     alert_words: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
 

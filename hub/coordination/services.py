@@ -328,6 +328,29 @@ def _update_statuses(columns: list[tuple[Any, ...]], now: datetime) -> None:
     )
 
 
+def recommendation_signature(rec: Recommendation) -> tuple[Any, ...]:
+    """``models.recommendation_signature`` of the advice ``rec`` would store, without
+    building its route rows."""
+    return (
+        rec.mode.value,
+        rec.status.value,
+        tuple(sorted((r.ambulance_class.value, r.destination) for r in rec.routes)),
+    )
+
+
+def _words(rec: Recommendation) -> tuple[Any, ...]:
+    """What a recommendation's row says (the columns of ``_RENEWED_FIELDS`` but the expiry):
+    score, route rows, kept classes, explanation, figures, no_forecast."""
+    return (
+        rec.score,
+        _route_rows(rec),
+        [{"class": k.ambulance_class.value, "reason": k.reason} for k in rec.kept],
+        rec.explanation,
+        rec.figures,
+        rec.no_forecast,
+    )
+
+
 def _route_rows(rec: Recommendation) -> list[dict[str, Any]]:
     return [
         {
@@ -360,10 +383,11 @@ def _answered_statuses(region: Region, now: datetime) -> dict[Any, set[str]]:
 
 def _pending(
     region: Region, was: kept.Kept | None
-) -> dict[int, tuple[int, tuple[Any, ...], Any, tuple[Any, ...] | None]]:
+) -> dict[int, tuple[int, tuple[Any, ...], Any, tuple[Any, ...] | None, Any]]:
     """Per hospital, its pending recommendation, locked: (id, signature, expiry, stored
-    words). Signatures and words come from the kept copy where it has them; the others are
-    read (a renewal compares its words with the stored ones)."""
+    words, the key of the inputs they were made from). Signatures, words and keys come from
+    the kept copy where it has them; the others are read, with no key (a renewal then
+    builds its words and compares them with the stored ones)."""
     rows = list(
         m.DiversionRecommendation.objects.select_for_update()
         .filter(region=region, state=m.DiversionRecommendation.State.PENDING)
@@ -374,6 +398,7 @@ def _pending(
     unknown = [pk for pk, _, _ in rows if pk not in advice]
     signatures = {pk: advice[pk][0] for pk, _, _ in rows if pk in advice}
     words = {pk: advice[pk][1] for pk, _, _ in rows if pk in advice}
+    keys = {pk: advice[pk][2] for pk, _, _ in rows if pk in advice}
     if unknown:
         for pk, mode, status, *stored in (
             m.DiversionRecommendation.objects.filter(pk__in=unknown)
@@ -382,7 +407,10 @@ def _pending(
         ):
             signatures[pk] = m.recommendation_signature(mode, status, stored[1])
             words[pk] = tuple(stored)
-    return {hid: (pk, signatures[pk], expires_at, words[pk]) for pk, hid, expires_at in rows}
+    return {
+        hid: (pk, signatures[pk], expires_at, words[pk], keys.get(pk))
+        for pk, hid, expires_at in rows
+    }
 
 
 def _store_recommendations(
@@ -395,12 +423,15 @@ def _store_recommendations(
 ) -> tuple[int, int, int]:
     pending = _pending(region, was)
     answered = _answered_statuses(region, now)
+    # The kept input keys hold only for the configuration they were made under.
+    cfg = ev.diversion.cfg
+    keys_hold = was is not None and (was.diversion is cfg or was.diversion == cfg)
     new_rows: list[tuple[Any, ...]] = []
     renewed_rows: list[tuple[Any, ...]] = []
     renewed_only: list[tuple[int, Any]] = []  # (id, new expiry): the words are the same
     superseded: list[int] = []
-    advice_after: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
-    new_advice: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+    advice_after: dict[int, tuple[tuple[Any, ...], tuple[Any, ...], Any]] = {}
+    new_advice: dict[int, tuple[tuple[Any, ...], tuple[Any, ...], Any]] = {}
     for rec in ev.diversion.recommendations:
         hid = hospitals.get(rec.hospital)
         if hid is None:
@@ -410,35 +441,34 @@ def _store_recommendations(
             # with a reason): asking again every cycle would only train people to click.
             # The advice returns when the decision expires, or if it escalates.
             continue
-        routes = _route_rows(rec)
-        words = (
-            rec.score,
-            routes,
-            [{"class": k.ambulance_class.value, "reason": k.reason} for k in rec.kept],
-            rec.explanation,
-            rec.figures,
-            rec.no_forecast,
-        )
-        signature = m.recommendation_signature(rec.mode.value, rec.status.value, routes)
+        signature = recommendation_signature(rec)
+        key = rec.inputs_key
         old = pending.pop(hid, None)
         if old is not None and old[1] == signature:
             # The same advice: renewed in place. While no figure's value changed (the
             # snapshot time moving alone is not a change) the stored words and figures stay
             # as they are, with ``figures_as_of``; else they are rewritten, only the columns
-            # that changed.
+            # that changed. Made from the same inputs as the stored words, they would come
+            # out the same: not built at all.
+            if keys_hold and key is not None and old[3] is not None and old[4] == key:
+                renewed_only.append((old[0], rec.expires_at))
+                advice_after[old[0]] = (signature, old[3], key)
+                continue
+            words = _words(rec)
             if old[3] is not None and words_unchanged(old[3], words):
                 renewed_only.append((old[0], rec.expires_at))
-                advice_after[old[0]] = (signature, old[3])
+                advice_after[old[0]] = (signature, old[3], key)
             else:
                 renewed_rows.append((old[0], *words, rec.expires_at, old[3]))
-                advice_after[old[0]] = (signature, words)
+                advice_after[old[0]] = (signature, words, key)
             continue
         if old is not None:
             superseded.append(old[0])
+        words = _words(rec)
         new_rows.append((hid, rec.mode.value, rec.status.value, *words, rec.expires_at))
-        new_advice[hid] = (signature, words)
-    expired = [pk for pk, _, exp, _ in pending.values() if exp is not None and exp <= now]
-    withdrawn = [pk for pk, _, exp, _ in pending.values() if exp is None or exp > now]
+        new_advice[hid] = (signature, words, key)
+    expired = [p[0] for p in pending.values() if p[2] is not None and p[2] <= now]
+    withdrawn = [p[0] for p in pending.values() if p[2] is None or p[2] > now]
     # One statement each (a load-balancing national region renews thousands a minute);
     # superseded rows close before their successors are created (one pending row per
     # hospital).
@@ -496,6 +526,7 @@ def _store_recommendations(
             advice_after[pk] = new_advice[hid]
     if now_kept is not None:
         now_kept.advice = advice_after
+        now_kept.diversion = cfg
     renewed = len(renewed_rows) + len(renewed_only)
     return len(new_rows), renewed, len(expired) + len(withdrawn)
 
