@@ -61,7 +61,7 @@ def main() -> int:
     request_started.disconnect(reset_queries)
     fixture = seed(args)
     ops = Client()
-    ops.cookies["sessionid"] = fixture["session"]
+    ops.cookies["sessionid"] = str(fixture["session"])
     pks = list(Hospital.objects.filter(site_code__in=fixture["sites"]).values_list("pk", flat=True))
     turn = iter(range(10**9))
 
