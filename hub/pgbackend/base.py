@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend, with a cheaper connection health check.
+"""Django's PostgreSQL backend, with a cheaper connection health check, and times read by
+psycopg's compiled parser (``tzloader``).
 
 With ``CONN_HEALTH_CHECKS`` (on: it is what notices a restarted PostgreSQL), Django checks a
 reused connection at its first use in every request with ``SELECT 1``: one more round trip
@@ -13,8 +14,11 @@ without a statement, and anything else gets Django's own ``SELECT 1`` check, as 
 from __future__ import annotations
 
 import select
+from typing import Any
 
 from django.db.backends.postgresql import base
+
+from hub.pgbackend.tzloader import fast_adapters
 
 
 def socket_quiet(fileno: int) -> bool:
@@ -25,6 +29,13 @@ def socket_quiet(fileno: int) -> bool:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_connection_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = super().get_connection_params()
+        if params.get("context") is not None:
+            # Times parsed by psycopg's compiled loader (``tzloader``).
+            params["context"] = fast_adapters(params["context"], self.timezone)
+        return params
+
     def is_usable(self) -> bool:
         conn = self.connection
         if conn is None or conn.closed or getattr(conn, "broken", False):
