@@ -15,7 +15,7 @@ from hub.census.erasure import flow_erase_surrogates
 from hub.census.ingest import IngestBatch, SiteDirectory, envelope_into_batch
 from hub.census.models import CensusSnapshot, FeedState, FlowEvent, UnitState
 from hub.census.services import census_ingest_batch, partitions_ensure
-from tests.hub.support import census, enrolled_site, flow, heartbeat, seal
+from tests.hub.support import UnitFactory, census, enrolled_site, flow, heartbeat, seal
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -169,6 +169,35 @@ def test_the_newest_snapshot_of_a_batch_wins() -> None:
     ]
     ingest([seal(records, key, hospital.site_code)])
     assert UnitState.objects.get(unit__hospital=hospital, unit__code="W1").occupied_beds == 0
+
+
+def _unit_state_updates() -> tuple[int, int]:
+    """(updates, of which HOT) of the live unit-state table in this transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+            "WHERE relname = 'census_unitstate'"
+        )
+        updates, hot = cursor.fetchone()
+    return int(updates), int(hot)
+
+
+def test_a_new_snapshot_rewrites_the_live_state_in_place() -> None:
+    """Every unit's live row is rewritten each minute: with room on its page (migration
+    census/0004) the new version needs no new index entries (a HOT update). 60 units fill
+    several pages, which full pages would not leave room on."""
+    hospital, key, _ = enrolled_site()
+    codes = [f"U{i:02}" for i in range(60)]
+    for code in codes:
+        UnitFactory(hospital=hospital, code=code, unit_type="medical_surgical", staffed_beds=30)
+    now = datetime.now(UTC)
+    for minute in (2, 1):
+        at = now - timedelta(minutes=minute)
+        records = [census(hospital.site_code, code, at=at, occupied_beds=minute) for code in codes]
+        ingest([seal(records, key, hospital.site_code)])
+    updates, hot = _unit_state_updates()
+    assert updates == len(codes)
+    assert hot == updates
 
 
 def test_heartbeats_keep_the_latest_feed_state() -> None:
