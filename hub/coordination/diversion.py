@@ -405,6 +405,9 @@ class _Ctx(NamedTuple):
         s = self.states[i]
         f = s.forecast
         a = self.arrays
+        # Compared with ==, so 3 and 3.0 are the same key though the words print them
+        # differently: each figure comes from a column of one type (integer counts, float
+        # minutes and shares), so a value never changes type between two minutes.
         return (
             s.code,
             STATE_COLUMNS(s),

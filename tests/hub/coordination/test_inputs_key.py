@@ -66,7 +66,8 @@ def _later(
 
 @st.composite
 def changed(draw: st.DrawFn, s: HospitalState) -> HospitalState:
-    """``s`` with one figure, or its forecast, changed (perhaps to the same value)."""
+    """``s`` with one figure, or one value of one point of its ED forecast, changed (perhaps to
+    the same value)."""
     what = draw(st.sampled_from(["forecast", *_NEXT]))
     if what != "forecast":
         return dataclasses.replace(s, **{what: draw(_NEXT[what])})
@@ -76,7 +77,14 @@ def changed(draw: st.DrawFn, s: HospitalState) -> HospitalState:
         return dataclasses.replace(s, forecast=Forecast(as_of=s.as_of, ed=(point,)))
     ed = list(s.forecast.ed)
     k = draw(st.integers(0, len(ed) - 1))
-    ed[k] = dataclasses.replace(ed[k], p50=ed[k].p50 + shift)
+    field = draw(st.sampled_from(["p50", "p10", "p90", "horizon_hours"]))
+    if field in ("p10", "p90"):
+        value = getattr(ed[k], field)
+        ed[k] = dataclasses.replace(
+            ed[k], **{field: float(shift if value is None else value + shift)}
+        )
+    else:
+        ed[k] = dataclasses.replace(ed[k], **{field: getattr(ed[k], field) + shift})
     return dataclasses.replace(s, forecast=dataclasses.replace(s.forecast, ed=tuple(ed)))
 
 

@@ -176,3 +176,32 @@ def test_a_live_condition_alert_is_last_seen_at_the_last_evaluation_until_it_cle
     assert (alert.state, alert.resolved_at) == (m.Alert.State.RESOLVED, t2)
     assert alert.last_seen_at == t1  # true at the evaluation before the one that cleared it
     assert parse_datetime(AlertSerializer(alert).data["last_seen_at"]) == t1
+
+
+def test_a_changed_configuration_rebuilds_the_words_its_inputs_key_would_keep(
+    w: World, operator: Any, keep_at_once: list[bool]
+) -> None:
+    """The kept inputs keys hold only under the configuration they were made with: a wider
+    boarding band lowers H's pressure, so its score and words change although none of its
+    figures did (the same advice, renewed in place, with the kept copy in use)."""
+    t0 = timezone.now()
+    services.region_evaluate(region=w.region, now=t0)
+    pending = {"hospital": w.h.hospital, "state": m.DiversionRecommendation.State.PENDING}
+    first = m.DiversionRecommendation.objects.get(**pending)
+    services.region_settings_set(
+        region=w.region,
+        config={"diversion": {"bands": {"ed_boarding": {"lo": 0.0, "hi": 1.0}}}},
+        user=operator,
+    )
+    t1 = t0 + timedelta(minutes=1)
+    saturated(w.h, at=t1)
+    for s in (w.g, *w.others):
+        calm(s, at=t1)
+    services.region_evaluate(region=w.region, now=t1)
+    assert keep_at_once[-1] is True
+    renewed = m.DiversionRecommendation.objects.get(**pending)
+    assert renewed.pk == first.pk
+    assert renewed.score is not None
+    assert first.score is not None
+    assert renewed.score < first.score
+    assert renewed.explanation != first.explanation

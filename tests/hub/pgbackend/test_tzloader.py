@@ -60,6 +60,24 @@ def test_the_same_times_as_django_s_loader(tz: timezone | None) -> None:
         assert got.tzinfo is tz
 
 
+def test_the_same_times_in_another_session_time_zone() -> None:
+    """Django sets the session's time zone to its own; if another was in force, both loaders
+    would still give the same answer (the parsed time moved to the session's zone, then
+    labelled with Django's)."""
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'America/St_Johns'")
+        try:
+            django_loader, fast = _django_loader(UTC), _fast_loader(UTC)
+            for text in TEXTS:
+                assert fast.load(text) == django_loader.load(text)
+            # Django's cursors read with the fast loader too.
+            loader = cursor.cursor.adapters.get_loader(TIMESTAMPTZ_OID, 0)
+            assert issubclass(loader, FastTzLoader)
+        finally:
+            cursor.execute("SET TIME ZONE 'UTC'")
+
+
 def test_a_time_python_cannot_hold_is_refused_by_both() -> None:
     for loader in (_django_loader(UTC), _fast_loader(UTC)):
         with pytest.raises(DataError):
