@@ -10,6 +10,7 @@ region-wide roles.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -205,8 +206,15 @@ class DiversionRecommendation(models.Model):
 
 def recommendation_signature(mode: str, status: str, routes: Any) -> tuple[Any, ...]:
     """What makes two recommendations the same advice: mode, status and the destination of
-    each ambulance class (not the numbers)."""
-    return (mode, status, tuple(sorted((r["class"], r["destination"]) for r in routes)))
+    each ambulance class (not the numbers), from stored route rows."""
+    return advice_signature(mode, status, ((r["class"], r["destination"]) for r in routes))
+
+
+def advice_signature(
+    mode: str, status: str, destinations: Iterable[tuple[str, str]]
+) -> tuple[Any, ...]:
+    """``recommendation_signature`` from (ambulance class, destination) pairs."""
+    return (mode, status, tuple(sorted(destinations)))
 
 
 class DiversionDecision(models.Model):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import Max
@@ -331,11 +331,21 @@ def _update_statuses(columns: list[tuple[Any, ...]], now: datetime) -> None:
 def recommendation_signature(rec: Recommendation) -> tuple[Any, ...]:
     """``models.recommendation_signature`` of the advice ``rec`` would store, without
     building its route rows."""
-    return (
+    return m.advice_signature(
         rec.mode.value,
         rec.status.value,
-        tuple(sorted((r.ambulance_class.value, r.destination) for r in rec.routes)),
+        ((r.ambulance_class.value, r.destination) for r in rec.routes),
     )
+
+
+class _Pending(NamedTuple):
+    """A hospital's pending recommendation as the evaluation compares it (``_pending``)."""
+
+    pk: int
+    signature: tuple[Any, ...]
+    expires_at: datetime | None
+    words: tuple[Any, ...] | None  # as stored (``_words`` order)
+    key: Any  # the inputs key the words were made from, when the kept copy has it
 
 
 def _words(rec: Recommendation) -> tuple[Any, ...]:
@@ -381,9 +391,7 @@ def _answered_statuses(region: Region, now: datetime) -> dict[Any, set[str]]:
     return answered
 
 
-def _pending(
-    region: Region, was: kept.Kept | None
-) -> dict[int, tuple[int, tuple[Any, ...], Any, tuple[Any, ...] | None, Any]]:
+def _pending(region: Region, was: kept.Kept | None) -> dict[int, _Pending]:
     """Per hospital, its pending recommendation, locked: (id, signature, expiry, stored
     words, the key of the inputs they were made from). Signatures, words and keys come from
     the kept copy where it has them; the others are read, with no key (a renewal then
@@ -408,7 +416,7 @@ def _pending(
             signatures[pk] = m.recommendation_signature(mode, status, stored[1])
             words[pk] = tuple(stored)
     return {
-        hid: (pk, signatures[pk], expires_at, words[pk], keys.get(pk))
+        hid: _Pending(pk, signatures[pk], expires_at, words[pk], keys.get(pk))
         for pk, hid, expires_at in rows
     }
 
@@ -425,7 +433,7 @@ def _store_recommendations(
     answered = _answered_statuses(region, now)
     # The kept input keys hold only for the configuration they were made under.
     cfg = ev.diversion.cfg
-    keys_hold = was is not None and (was.diversion is cfg or was.diversion == cfg)
+    keys_hold = was is not None and was.diversion == cfg
     new_rows: list[tuple[Any, ...]] = []
     renewed_rows: list[tuple[Any, ...]] = []
     renewed_only: list[tuple[int, Any]] = []  # (id, new expiry): the words are the same
@@ -444,31 +452,31 @@ def _store_recommendations(
         signature = recommendation_signature(rec)
         key = rec.inputs_key
         old = pending.pop(hid, None)
-        if old is not None and old[1] == signature:
+        if old is not None and old.signature == signature:
             # The same advice: renewed in place. While no figure's value changed (the
             # snapshot time moving alone is not a change) the stored words and figures stay
             # as they are, with ``figures_as_of``; else they are rewritten, only the columns
             # that changed. Made from the same inputs as the stored words, they would come
             # out the same: not built at all.
-            if keys_hold and key is not None and old[3] is not None and old[4] == key:
-                renewed_only.append((old[0], rec.expires_at))
-                advice_after[old[0]] = (signature, old[3], key)
+            if keys_hold and key is not None and old.words is not None and old.key == key:
+                renewed_only.append((old.pk, rec.expires_at))
+                advice_after[old.pk] = (signature, old.words, key)
                 continue
             words = _words(rec)
-            if old[3] is not None and words_unchanged(old[3], words):
-                renewed_only.append((old[0], rec.expires_at))
-                advice_after[old[0]] = (signature, old[3], key)
+            if old.words is not None and words_unchanged(old.words, words):
+                renewed_only.append((old.pk, rec.expires_at))
+                advice_after[old.pk] = (signature, old.words, key)
             else:
-                renewed_rows.append((old[0], *words, rec.expires_at, old[3]))
-                advice_after[old[0]] = (signature, words, key)
+                renewed_rows.append((old.pk, *words, rec.expires_at, old.words))
+                advice_after[old.pk] = (signature, words, key)
             continue
         if old is not None:
-            superseded.append(old[0])
+            superseded.append(old.pk)
         words = _words(rec)
         new_rows.append((hid, rec.mode.value, rec.status.value, *words, rec.expires_at))
         new_advice[hid] = (signature, words, key)
-    expired = [p[0] for p in pending.values() if p[2] is not None and p[2] <= now]
-    withdrawn = [p[0] for p in pending.values() if p[2] is None or p[2] > now]
+    expired = [p.pk for p in pending.values() if p.expires_at is not None and p.expires_at <= now]
+    withdrawn = [p.pk for p in pending.values() if p.expires_at is None or p.expires_at > now]
     # One statement each (a load-balancing national region renews thousands a minute);
     # superseded rows close before their successors are created (one pending row per
     # hospital).
