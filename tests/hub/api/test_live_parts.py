@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.test import Client as DjangoClient
+from django.utils import timezone
 
 from governance import versions
 from governance.access import assign_role, grant_hospital
@@ -132,6 +133,7 @@ def test_a_change_to_one_hospital_rebuilds_that_hospital_only(
         report_all_units(hospital.site_code, key, at=now - timedelta(minutes=1), ed_waiting=1)
     client, _ = _client()
     builds = _spy_builds(monkeypatch)
+    monkeypatch.setattr(timezone, "now", lambda: now)  # equal answers need equal ages
     first = client.get("/api/v1/live/").json()
     assert builds == [sorted(h.site_code for h, _, _ in sites)]
     assert client.get("/api/v1/live/").json()["hospitals"] == first["hospitals"]
