@@ -760,10 +760,14 @@ def _load_balance(
         for code, n in statuses.items()
     }
     a, states = ctx.arrays, ctx.states
+    # The counts belong to the region (its state row keeps them, the diversion page shows
+    # them): quoted in every hospital's advice, one hospital crossing the closing pressure
+    # would rewrite thousands of recommendations whose own numbers did not move.
     region_note = (
         f"Region saturated: {common['would_close']} of {common['fresh_count']} fresh hospitals "
         "at closing pressure; load-balancing, no hospital closes"
     )
+    advice_note = "Region saturated: load-balancing, no hospital closes"
     free = np.maximum(a.ed_free, 0.0).tolist()
     fresh = a.fresh.tolist()
     rows = near.indexed(a.codes)
@@ -802,9 +806,9 @@ def _load_balance(
                 kept=(),
                 no_forecast=not a.forecast_usable[i],
                 expires_at=expires,
-                text=_Once(partial(_lb_text, region_note, i, routes, ctx, cfg)),
+                text=_Once(partial(_lb_text, advice_note, i, routes, ctx, cfg)),
                 numbers=_Once(partial(_numbers, i, True, routes, ctx)),
-                inputs=partial(_lb_inputs, region_note, i, routes, ctx),
+                inputs=partial(_lb_inputs, advice_note, i, routes, ctx),
             )
         )
     return RegionDiversion(
@@ -829,15 +833,15 @@ def _lb_text(
 
 
 def _lb_inputs(region_note: str, i: int, routes: tuple[Route, ...], ctx: _Ctx) -> tuple[Any, ...]:
-    """What ``_lb_text``, ``_numbers`` and the routes' texts read (``inputs_key``)."""
+    """What ``_lb_text``, ``_numbers`` and the routes' texts read (``inputs_key``): of a
+    destination, only its free places (a full ED's are 0, however far over it is)."""
     states, where = ctx.states, ctx.where
     return (
         region_note,
         ctx.hospital_key(i),
         tuple(
-            (r.destination, r.travel_minutes, r.share, g.ed_capacity, g.ed_occupied)
+            (r.destination, r.travel_minutes, r.share, max(states[where[r.destination]].ed_free, 0))
             for r in routes
-            for g in (states[where[r.destination]],)
         ),
     )
 
@@ -1035,7 +1039,9 @@ def _figures(
                 "code": r.destination,
                 "travel_minutes": r.travel_minutes,
                 "share": 1.0 if r.share == 1.0 else round(r.share, 4),
-                "ed_free": states[index[r.destination]].ed_free,
+                # The free places the route was chosen or its share weighed by (a full
+                # ED has none; how far over it is shows in its own figures).
+                "ed_free": max(states[index[r.destination]].ed_free, 0),
                 "time_critical": r.ambulance_class in TIME_CRITICAL,
             }
             for r in routes

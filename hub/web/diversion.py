@@ -71,6 +71,7 @@ def _page(
         "cards": cards,
         "history": history,
         "ed_board": [(names[pk], statuses.get(pk, "Unknown")) for pk in names],
+        "balancing": list(data.balancing_regions(request.user)),
     }
     return render(request, "web/diversion.html", context, status=status)
 

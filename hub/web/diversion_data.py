@@ -47,6 +47,17 @@ def hospitals(user: Any) -> QuerySet[Hospital]:
     return restrict(Hospital.objects.filter(active=True), user, ACTION).order_by("site_code")
 
 
+def balancing_regions(user: Any) -> QuerySet[m.RegionState]:
+    """The visible regions whose last evaluation load-balances, with their counts (each
+    hospital's advice says only that its region is saturated: the counts are the region's)."""
+    return (
+        restrict(m.RegionState.objects.all(), user, ACTION)
+        .filter(mode=m.Mode.LOAD_BALANCING)
+        .select_related("region")
+        .order_by("region__name")
+    )
+
+
 def _sentences(text: str, names: dict[str, str]) -> list[str]:
     """The explanation one statement a line, hospitals by name: it is written as sentences,
     and a closure's clauses ("Close … at H; send them to G") are joined by semicolons."""

@@ -212,12 +212,50 @@ def test_a_saturated_region_load_balances_by_free_places() -> None:
     assert {r.destination: r.share for r in rec_a.routes} == pytest.approx(
         {"A": 0.2, "B": 0.6, "C": 0.2}
     )
-    assert rec_a.explanation.startswith(
+    assert result.explanation == (
         "Region saturated: 3 of 3 fresh hospitals at closing pressure; load-balancing, "
-        "no hospital closes. Share general ambulances for A by free places: "
+        "no hospital closes"
+    )
+    assert rec_a.explanation.startswith(
+        "Region saturated: load-balancing, no hospital closes. "
+        "Share general ambulances for A by free places: "
         "20% to A (0 ED beds free, here); 60% to B (2 ED beds free, 10 minutes away); "
         "20% to C (0 ED beds free, 20 minutes away)."
     )
+
+
+def test_load_balancing_advice_quotes_its_own_numbers_not_the_regions_counts() -> None:
+    # A, B, C as above; D far away. D crossing the closing pressure changes the region's
+    # count (3 of 4 → 4 of 4), not a word or figure of A's advice, nor its inputs key. C is
+    # 3 over capacity: its free places, in A's figures as in A's words, are 0.
+    busy = {
+        "ed_boarding": 6,
+        "longest_boarding_minutes": 400,
+        "offload_p90_minutes": 90,
+        "offload_as_of": NOW,
+    }
+    a = hospital("A", ed_capacity=20, ed_occupied=20, **busy)
+    b = hospital("B", ed_capacity=20, ed_occupied=18, **busy)
+    c = hospital("C", ed_capacity=20, ed_occupied=23, **busy)
+    travel = {"A": {"B": 10, "C": 20}, "B": {"A": 10, "C": 15}, "C": {"A": 20, "B": 15}}
+    before, after = (
+        evaluate_diversion([a, b, c, at_pressure("D", p)], travel, {}, NOW, DIVERSION)
+        for p in (0.1, 0.9)
+    )
+    assert (before.mode, after.mode) == (Mode.LOAD_BALANCING, Mode.LOAD_BALANCING)
+    assert "3 of 4 fresh hospitals" in before.explanation
+    assert "4 of 4 fresh hospitals" in after.explanation
+    rec_before, rec_after = (
+        next(r for r in ev.recommendations if r.hospital == "A") for ev in (before, after)
+    )
+    assert rec_after.explanation == rec_before.explanation
+    assert rec_after.figures == rec_before.figures
+    assert rec_after.inputs_key == rec_before.inputs_key
+    assert {d["code"]: d["ed_free"] for d in rec_after.figures["destinations"]} == {
+        "A": 0,
+        "B": 2,
+        "C": 0,
+    }
 
 
 def test_load_balancing_ends_only_below_its_exit_share() -> None:

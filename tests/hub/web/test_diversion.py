@@ -155,3 +155,16 @@ def test_a_recommendation_says_since_when_its_figures_are_unchanged(
     data = client.get(f"/api/v1/coordination/recommendations/{rec.pk}/").json()
     assert data["figures_as_of"].startswith(rec.created_at.strftime("%Y-%m-%d") + "T07:05")
     assert data["region_evaluated_at"].startswith(rec.created_at.strftime("%Y-%m-%d") + "T09:41")
+
+
+def test_a_load_balancing_region_shows_its_counts_once_above_the_advice(
+    client: Client, world: CoordWorld, operator: Any
+) -> None:
+    html = client.get("/diversion/").content.decode()
+    assert "data-region-balancing" not in html  # the world's region diverts normally
+    m.RegionState.objects.filter(region=world.region).update(
+        mode=m.Mode.LOAD_BALANCING, would_close=41, fresh=57
+    )
+    html = client.get("/diversion/").content.decode()
+    assert html.count("data-region-balancing") == 1
+    assert f"{world.region.name} is load-balancing:</strong> 41 of 57 fresh hospitals" in html
