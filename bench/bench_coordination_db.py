@@ -406,6 +406,15 @@ def next_minute(cursor: Any, seeded: Seeded, seed: int, *, values: bool = True) 
     )
 
 
+def vacuum_live_units(cursor: Any) -> float:
+    """Vacuum the live unit table, as autovacuum does about once a minute on a hub whose
+    units each rewrite their row every minute (the bench runs a simulated minute every few
+    seconds, and its cold cases reload every row); the table's size after it, in MB."""
+    cursor.execute("VACUUM census_unitstate")
+    cursor.execute("SELECT pg_relation_size('census_unitstate')")
+    return float(cursor.fetchone()[0]) / 2**20
+
+
 def clear_coordination(cursor: Any, region_id: int) -> None:
     """What evaluations store (a cold case starts from none of it)."""
     for sql in (
@@ -612,24 +621,33 @@ def main() -> int:
             states = [type(s)(**{**_fields(s), "as_of": s.as_of + shift}) for s in states]
             print(f"\n[{name}] mean ED occupancy {SCENARIOS[name]:.0%}")
             cold = []
+            sizes = []
             for _ in range(args.repeat):
                 with transaction.atomic(), connection.cursor() as cursor:
                     clear_coordination(cursor, region.pk)
                     load_states(cursor, seeded, states)
+                with connection.cursor() as cursor:
+                    sizes.append(vacuum_live_units(cursor))
                 cold.append(evaluate(stages, region, now0))
             worst = max(worst, report("cold", cold))
             steady = []
             for k in range(1, args.repeat + 1):
                 with connection.cursor() as cursor:
                     next_minute(cursor, seeded, args.seed + k)
+                    sizes.append(vacuum_live_units(cursor))
                 steady.append(evaluate(stages, region, now0 + timedelta(minutes=k)))
             worst = max(worst, report("steady", steady))
             held = []
             for k in range(args.repeat + 1, 2 * args.repeat + 1):
                 with connection.cursor() as cursor:
                     next_minute(cursor, seeded, args.seed + k, values=False)
+                    sizes.append(vacuum_live_units(cursor))
                 held.append(evaluate(stages, region, now0 + timedelta(minutes=k)))
             worst = max(worst, report("held", held))
+            print(
+                f"  live unit table (census_unitstate) {min(sizes):.0f}–{max(sizes):.0f} MB "
+                "before each evaluation, vacuumed as autovacuum would each minute"
+            )
             if args.profile:
                 k = 2 * args.repeat + 1
                 with connection.cursor() as cursor:

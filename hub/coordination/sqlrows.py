@@ -213,6 +213,13 @@ def _update_staged(
             f"CREATE TEMP TABLE IF NOT EXISTS {qn(stage)} ON COMMIT DROP AS "  # noqa: S608  # nosec B608
             f"SELECT * FROM {qn(table)} WITH NO DATA"
         )
+        # Keyed, so that no plan scans it once per target row: when the target's statistics
+        # say it is empty (analysed before a region's first rows went in, as after a mass
+        # delete), the planner may loop over the target and look each row up here.
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {qn(stage + '_key')} ON {qn(stage)} "
+            f"({qn(names[0])})"
+        )
         _copy(
             cursor.cursor,
             f"COPY {qn(stage)} ({', '.join(qn(c) for c in names)}) FROM STDIN",
