@@ -16,11 +16,13 @@ builds (``bench_coordination.make_region``), and its travel times within 60 minu
 hospital, ``make_travel``). Everything it created is deleted at the end, also after a failure,
 Ctrl-C or TERM.
 
-Cases: normal, saturated and collapse (mean ED occupancy 82%, 105%, 125%), each *cold* (the
+Cases: normal, winter, saturated and collapse (mean ED occupancy 82%, 93%, 105%, 125%), each *cold* (the
 region's first evaluation: no statuses yet, every level is a change, every recommendation
 new), *steady* (the following minutes: every unit's snapshot a minute newer, half the EDs
 one patient up or down) and *held* (further minutes, every snapshot a minute newer and no
-value changed: each renewal keeps its stored words and figures). Each evaluation is timed
+value changed: each renewal keeps its stored words and figures), then *restart* (steady
+minutes evaluated by a worker that has just started, with no kept copy of what the last
+evaluation stored: it reads it back, as after every deploy). Each evaluation is timed
 wall-clock, with the CPU time of this process and of the PostgreSQL backend serving it
 (``/proc/<pid>/stat``, when the server is on this machine), the number of statements (queries
 and COPY streams) and a breakdown per stage. Two baselines measured in the same run: a plain
@@ -546,7 +548,7 @@ def main() -> int:
     from django.db import connection, transaction
 
     from bench.bench_coordination import make_region, make_travel
-    from hub.coordination import inputs, services
+    from hub.coordination import inputs, kept, services
 
     cases = [c for c in args.cases.split(",") if c]
     print(
@@ -644,12 +646,20 @@ def main() -> int:
                     sizes.append(vacuum_live_units(cursor))
                 held.append(evaluate(stages, region, now0 + timedelta(minutes=k)))
             worst = max(worst, report("held", held))
+            restarted = []
+            for k in range(2 * args.repeat + 1, 3 * args.repeat + 1):
+                with connection.cursor() as cursor:
+                    next_minute(cursor, seeded, args.seed + k)
+                    sizes.append(vacuum_live_units(cursor))
+                kept.forget()  # a new worker: what the last evaluation stored is read back
+                restarted.append(evaluate(stages, region, now0 + timedelta(minutes=k)))
+            worst = max(worst, report("restart", restarted))
             print(
                 f"  live unit table (census_unitstate) {min(sizes):.0f}–{max(sizes):.0f} MB "
                 "before each evaluation, vacuumed as autovacuum would each minute"
             )
             if args.profile:
-                k = 2 * args.repeat + 1
+                k = 3 * args.repeat + 1
                 with connection.cursor() as cursor:
                     next_minute(cursor, seeded, args.seed + k)  # values move: a steady minute
                 profile(stages, region, now0 + timedelta(minutes=k))
