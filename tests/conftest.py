@@ -1,7 +1,9 @@
 """Fixtures shared by every test package."""
 
 import os
+import sys
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,3 +27,14 @@ def _unhashed_static_files(settings: Any) -> None:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _census_ahead_closed() -> Iterator[None]:
+    """A region evaluation outside any test transaction reads the census on a second
+    connection (hub/coordination/census_ahead.py); closed after the test, so no session
+    outlives the test database."""
+    yield
+    ahead = sys.modules.get("hub.coordination.census_ahead")
+    if ahead is not None:
+        ahead.close()

@@ -20,7 +20,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from governance import audit
-from hub.coordination import checklists, inputs, kept, matching, rules, sqlrows
+from hub.coordination import census_ahead, checklists, inputs, kept, matching, rules, sqlrows
 from hub.coordination import models as m
 from hub.coordination.alerts_rules import (
     GROUPED_KINDS,
@@ -112,19 +112,28 @@ def region_evaluate(*, region: Region, now: datetime | None = None) -> Evaluatio
     now = now or timezone.now()
     m.RegionState.objects.get_or_create(region=region)
     state = m.RegionState.objects.select_for_update().get(region=region)
+    # The census, on a second connection while this one reads everything else.
+    census = census_ahead.start(region, now)
     previous = state.evaluated_at
     # What the last evaluation stored, if this worker made it and nothing wrote since.
     was = kept.take(region.pk, kept.stamp(region.pk))
     config = region_config(region)
     expired = _decisions_expire(region=region, now=now)
 
-    states = inputs.region_states(region, now)
     travel = _neighbourhood(region, config)
     hospitals = dict(Hospital.objects.filter(region=region).values_list("site_code", "pk"))
     priors = inputs.priors(
         region, statuses=None if was is None else (was.statuses, hospitals), state=state
     )
     closed = inputs.closed_by_decision(region)
+    # What the stores compare with, read before any write (none of the writes touch it).
+    stored = _Stored(
+        pending=_pending(region, was),
+        answered=_answered_statuses(region, now),
+        live_alerts=(live := {row[1]: row for row in _live_alerts(region)}),
+        alert_words=_alert_words(live, was),
+    )
+    states = census()
     started = time.perf_counter()
     ev = evaluate_region(
         states, travel, priors, now, config, region_code=region.code, closed=closed
@@ -133,10 +142,12 @@ def region_evaluate(*, region: Region, now: datetime | None = None) -> Evaluatio
 
     now_kept = kept.Kept(stamp=("", now))
     _store_statuses(region, ev, hospitals, now, was, now_kept)
-    new, renewed, closed_recs = _store_recommendations(region, ev, hospitals, now, was, now_kept)
+    new, renewed, closed_recs = _store_recommendations(
+        region, ev, hospitals, now, stored, was, now_kept
+    )
     _store_surge(region, ev.surge.changes, hospitals)
     raised, resolved, escalated = _store_alerts(
-        region, ev.alerts, hospitals, now, config, was, now_kept, previous
+        region, ev.alerts, hospitals, now, config, stored, now_kept, previous
     )
 
     region_level = ev.surge.region
@@ -421,16 +432,27 @@ def _pending(region: Region, was: kept.Kept | None) -> dict[int, _Pending]:
     }
 
 
+class _Stored(NamedTuple):
+    """What the evaluation's stores compare with, read up front: the pending advice by
+    hospital id, the statuses the decisions in force answered, the live alerts by key and
+    their words."""
+
+    pending: dict[int, _Pending]
+    answered: dict[Any, set[str]]
+    live_alerts: dict[str, tuple[Any, ...]]
+    alert_words: dict[int, Any]
+
+
 def _store_recommendations(
     region: Region,
     ev: RegionEvaluation,
     hospitals: Mapping[str, int],
     now: datetime,
+    stored: _Stored,
     was: kept.Kept | None = None,
     now_kept: kept.Kept | None = None,
 ) -> tuple[int, int, int]:
-    pending = _pending(region, was)
-    answered = _answered_statuses(region, now)
+    pending, answered = stored.pending, stored.answered
     # The kept input keys hold only for the configuration they were made under.
     cfg = ev.diversion.cfg
     keys_hold = was is not None and was.diversion == cfg
@@ -662,16 +684,15 @@ def _store_alerts(
     hospitals: Mapping[str, int],
     now: datetime,
     config: RegionConfig,
-    was: kept.Kept | None = None,
+    stored: _Stored,
     now_kept: kept.Kept | None = None,
     previous: datetime | None = None,
 ) -> tuple[int, int, int]:
     """Raise, refresh, change, resolve, remind and escalate. ``previous``: the time of the
     region's previous evaluation (when its live condition alerts were last seen)."""
-    live = {row[1]: row for row in _live_alerts(region)}
+    live, words = stored.live_alerts, stored.alert_words
     acknowledged = m.Alert.State.ACKNOWLEDGED.value
     open_state = m.Alert.State.OPEN.value
-    words = _alert_words(live, was)
     # key, opened_at, last_notified_at, condition, severity, acknowledged, escalation_level,
     # members (grouped alerts)
     open_alerts = {
