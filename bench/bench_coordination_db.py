@@ -21,9 +21,8 @@ Cases: normal, winter, saturated and collapse (mean ED occupancy 82%, 93%, 105%,
 recommendation new), *steady* (the following minutes: every unit's snapshot a minute newer,
 half the EDs one patient up or down) and *held* (further minutes, every snapshot a minute
 newer and no value changed: each renewal keeps its stored words and figures), then *restart*
-(steady
-minutes evaluated by a worker that has just started, with no kept copy of what the last
-evaluation stored: it reads it back, as after every deploy). Each evaluation is timed
+(steady minutes evaluated by a worker that has just started, with no kept copy of what the
+last evaluation stored: it reads it back, as after every deploy). Each evaluation is timed
 wall-clock, with the CPU time of this process (all its threads) and of the PostgreSQL
 backends serving it (``/proc/<pid>/stat``, when the server is on this machine: the
 evaluation's connection and the second one its census is read on, ``census_ahead``), the
