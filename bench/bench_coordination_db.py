@@ -523,6 +523,7 @@ def evaluate(stages: Stages, region: Any, now: datetime) -> Run:
 
 STAGE_ORDER = (
     "read census",  # on the second connection, while the evaluation reads the rest
+    "census states",
     "travel",
     "priors",
     "decisions",
@@ -554,8 +555,8 @@ def report(label: str, runs: list[Run]) -> float:
         for k, a in zip(("wall", "cpu", "pg"), accounted, strict=True)
     ]
     parts.append(f"other {other[0]:.0f}/{other[1]:.0f}/{other[2]:.0f}")
-    print("          stages wall/cpu/pg ms: " + "; ".join(parts[:5]))
-    print("                                 " + "; ".join(parts[5:]))
+    print("          stages wall/cpu/pg ms: " + "; ".join(parts[:6]))
+    print("                                 " + "; ".join(parts[6:]))
     print(
         f"          {r.mode}; status changes {r.status_changes}; recommendations new "
         f"{r.recommendations_new}, renewed {r.recommendations_renewed}, closed "
@@ -610,7 +611,8 @@ def main() -> int:
         )
         region = seeded.region
         stages = Stages(clock)
-        stages.wrap(inputs, "region_states", "read census")
+        stages.wrap(inputs, "census_rows", "read census")
+        stages.wrap(inputs, "states_from_rows", "census states")
         stages.wrap(services, "_neighbourhood", "travel")
         stages.wrap(inputs, "priors", "priors")
         stages.wrap(inputs, "closed_by_decision", "decisions")

@@ -43,29 +43,32 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-def _read(region: Region, now: datetime) -> list[HospitalState]:
+def _read(region: Region, now: datetime) -> inputs.CensusRows:
     conn = connections["default"]  # this thread's own
     conn.close_if_unusable_or_obsolete()
-    return inputs.region_states(region, now)
+    return inputs.census_rows(region, now)
 
 
 def start(region: Region, now: datetime) -> Callable[[], list[HospitalState]]:
     """Start reading the region's census; call the result for the states. Called inside the
     evaluation's transaction: on a second connection when that transaction is the
-    outermost, else (and whenever the second connection fails) on this one, when called."""
+    outermost, else (and whenever the second connection fails) on this one, when called.
+    The thread only reads (waiting on the server, the lock on the interpreter free); the
+    states are built from its rows on the caller's thread."""
     if connection.savepoint_ids or not connection.in_atomic_block:
         return lambda: inputs.region_states(region, now)
-    future: Future[list[HospitalState]] = _pool().submit(_read, region, now)
+    future: Future[inputs.CensusRows] = _pool().submit(_read, region, now)
 
     def result() -> list[HospitalState]:
         try:
-            return future.result()
+            read = future.result()
         except Exception:
             logger.warning(
                 "census read on the second connection failed; reading on this one",
                 exc_info=True,
             )
-            return inputs.region_states(region, now)
+            read = inputs.census_rows(region, now)
+        return inputs.states_from_rows(read, now)
 
     return result
 

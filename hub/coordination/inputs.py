@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 
@@ -342,6 +342,20 @@ def _forecast_points(row: Sequence[Any]) -> tuple[tuple[ForecastPoint, ...], ...
 def region_states(region: Region, now: datetime) -> list[HospitalState]:
     """Every active hospital's live state as the pure rules read it (one query; the same
     states as ``region_states_live``)."""
+    return states_from_rows(census_rows(region, now), now)
+
+
+class CensusRows(NamedTuple):
+    """What ``census_rows`` read: a row per active hospital, and the forecast points of each
+    by hospital id."""
+
+    rows: list[tuple[Any, ...]]
+    forecasts: Mapping[int, tuple[tuple[ForecastPoint, ...], ...]]
+
+
+def census_rows(region: Region, now: datetime) -> CensusRows:
+    """The census read itself (the server's part of ``region_states``, on the calling
+    thread's connection)."""
     limit = timedelta(seconds=conf.stale_after_seconds())
     params: dict[str, Any] = {
         "region": region.pk,
@@ -371,6 +385,13 @@ def region_states(region: Region, now: datetime) -> list[HospitalState]:
                 # Kept under the hashes just read: if a forecast changed in between (each
                 # statement sees the latest commits), the next minute reads it again.
                 known[full[33]] = (hashes[full[33]], _forecast_points(full))
+    return CensusRows(rows, {row[33]: known[row[33]][1] for row in rows})
+
+
+def states_from_rows(read: CensusRows, now: datetime) -> list[HospitalState]:
+    """The hospitals' states from the rows ``census_rows`` read."""
+    limit = timedelta(seconds=conf.stale_after_seconds())
+    rows, forecasts = read
     never = datetime.min.replace(tzinfo=now.tzinfo)
     caps: dict[tuple[Any, ...], Capabilities] = {}
     out = []
@@ -395,7 +416,7 @@ def region_states(region: Region, now: datetime) -> list[HospitalState]:
                 stale = bool(flagged) or now - observed > limit
         icu_cap, icu_occ = _kind_beds(*row[23:27])
         ward_cap, ward_occ = _kind_beds(*row[28:32])
-        ed_points, icu_points, ward_points = known[row[33]][1]
+        ed_points, icu_points, ward_points = forecasts[row[33]]
         forecast = None
         if ed_points or icu_points or ward_points:
             forecast = Forecast(as_of=as_of or now, ed=ed_points, icu=icu_points, ward=ward_points)
