@@ -31,7 +31,7 @@ from hub.coordination.diversion import (
     next_status,
     pressure,
 )
-from hub.coordination.state import AmbulanceClass, Capabilities, StrokeLevel
+from hub.coordination.state import AmbulanceClass, Capabilities, HospitalState, StrokeLevel
 
 from .builders import DIVERSION, NOW, at_pressure, ed_forecast, hospital, minutes_ago
 
@@ -189,22 +189,32 @@ def test_with_nowhere_to_send_them_h_stays_open_and_says_why() -> None:
     assert a.reason == "no general-capable hospital open with free places within 45 min"
 
 
+# Three busy EDs 10–20 minutes apart, all at closing pressure: A full, B with 2 free places
+# (the least pressed: 0.808), C 3 over capacity.
+_BUSY = {
+    "ed_boarding": 6,
+    "longest_boarding_minutes": 400,
+    "offload_p90_minutes": 90,
+    "offload_as_of": NOW,
+}
+_TRIO_TRAVEL = {"A": {"B": 10, "C": 20}, "B": {"A": 10, "C": 15}, "C": {"A": 20, "B": 15}}
+
+
+def _busy_trio() -> list[HospitalState]:
+    return [
+        hospital(code, ed_capacity=20, ed_occupied=occupied, **_BUSY)
+        for code, occupied in (("A", 20), ("B", 18), ("C", 23))
+    ]
+
+
 def test_a_saturated_region_load_balances_by_free_places() -> None:
     # All three at closing pressure (3 of 3, at least the 60% share): nobody closes. Each hospital's
     # ambulances are shared with its neighbours by free places + 1:
     # A: 0 free → 1, B: 2 free → 3, C: 3 over capacity → 1. For A: 1/5, 3/5, 1/5.
-    busy = {
-        "ed_boarding": 6,
-        "longest_boarding_minutes": 400,
-        "offload_p90_minutes": 90,
-        "offload_as_of": NOW,
-    }
-    a = hospital("A", ed_capacity=20, ed_occupied=20, **busy)
-    b = hospital("B", ed_capacity=20, ed_occupied=18, **busy)  # the least pressed: 0.808
-    c = hospital("C", ed_capacity=20, ed_occupied=23, **busy)
+    a, b, c = _busy_trio()
     for s in (a, b, c):
         assert pressure(s, NOW, DIVERSION).score >= DIVERSION.close_enter  # type: ignore[operator]
-    travel = {"A": {"B": 10, "C": 20}, "B": {"A": 10, "C": 15}, "C": {"A": 20, "B": 15}}
+    travel = _TRIO_TRAVEL
     result = evaluate_diversion([a, b, c], travel, {}, NOW, DIVERSION)
     assert result.mode is Mode.LOAD_BALANCING
     assert result.diverting == ()
@@ -228,18 +238,8 @@ def test_load_balancing_advice_quotes_its_own_numbers_not_the_regions_counts() -
     # A, B, C as above; D far away. D crossing the closing pressure changes the region's
     # count (3 of 4 → 4 of 4), not a word or figure of A's advice, nor its inputs key. C is
     # 3 over capacity: its free places, in A's figures as in A's words, are 0.
-    busy = {
-        "ed_boarding": 6,
-        "longest_boarding_minutes": 400,
-        "offload_p90_minutes": 90,
-        "offload_as_of": NOW,
-    }
-    a = hospital("A", ed_capacity=20, ed_occupied=20, **busy)
-    b = hospital("B", ed_capacity=20, ed_occupied=18, **busy)
-    c = hospital("C", ed_capacity=20, ed_occupied=23, **busy)
-    travel = {"A": {"B": 10, "C": 20}, "B": {"A": 10, "C": 15}, "C": {"A": 20, "B": 15}}
     before, after = (
-        evaluate_diversion([a, b, c, at_pressure("D", p)], travel, {}, NOW, DIVERSION)
+        evaluate_diversion([*_busy_trio(), at_pressure("D", p)], _TRIO_TRAVEL, {}, NOW, DIVERSION)
         for p in (0.1, 0.9)
     )
     assert (before.mode, after.mode) == (Mode.LOAD_BALANCING, Mode.LOAD_BALANCING)
