@@ -20,18 +20,20 @@ Cases: normal, winter, saturated and collapse (mean ED occupancy 82%, 93%, 105%,
 *cold* (the region's first evaluation: no statuses yet, every level is a change, every
 recommendation new), *steady* (the following minutes: every unit's snapshot a minute newer,
 half the EDs one patient up or down) and *held* (further minutes, every snapshot a minute
-newer and no value changed: each renewal keeps its stored words and figures), then *restart*
-(steady minutes evaluated by a worker that has just started, with no kept copy of what the
-last evaluation stored: it reads it back, as after every deploy). Each evaluation is timed
-wall-clock, with the CPU time of this process (all its threads) and of the PostgreSQL
-backends serving it (``/proc/<pid>/stat``, when the server is on this machine: the
-evaluation's connection and the second one its census is read on, ``census_ahead``), the
-number of statements on the evaluation's connection (queries and COPY streams) and a
-breakdown per stage; the census stage runs on the second connection while the evaluation's
-own reads run, so its figures overlap theirs and the stages no longer add up to the whole.
-Two baselines measured in the same run: a plain
-SELECT of the region's live unit rows (the least any read of the census costs) and the rules
-alone on the inputs read (the ``rules`` stage).
+newer and no value changed: each renewal keeps its stored words and figures), then *unkept*
+(steady minutes evaluated by a worker process without the kept copy of what the last
+evaluation stored: it reads it back. That is every minute a different process of the worker
+pool evaluated last, and the first minute after a restart; a process that has just started
+also reads the travel times once, timed separately, and decodes the forecasts once). Each
+evaluation is timed wall-clock, with the CPU time of this process (all its threads) and of
+the PostgreSQL backends serving it (``/proc/<pid>/stat``, when the server is on this
+machine: the evaluation's connection and the second one its census is read on,
+``census_ahead``), the number of statements on the evaluation's connection (queries and COPY
+streams) and a breakdown per stage; the census stage runs on the second connection while the
+evaluation's own reads run, so its figures overlap theirs and the stages no longer add up to
+the whole. Two baselines measured in the same run: a plain SELECT of the region's live unit
+rows (the least any read of the census costs) and the rules alone on the inputs read (the
+``rules`` stage).
 
 Alert deliveries are queued after commit by the task (``tasks.deliver_alert.delay``); here
 they are counted, not queued, so nothing reaches a broker.
@@ -90,7 +92,7 @@ class Clock:
     def now(self) -> tuple[float, float, float]:
         pg = 0.0
         for stat in (self.stat, self.ahead):
-            if stat is not None:
+            if stat is not None and stat.exists():  # a backend may end (CONN_MAX_AGE)
                 fields = stat.read_text().rsplit(")", 1)[1].split()
                 pg += (int(fields[11]) + int(fields[12])) * 1000 / TICKS  # utime + stime
         return time.perf_counter() * 1000, time.process_time() * 1000, pg
@@ -442,7 +444,9 @@ def next_minute(cursor: Any, seeded: Seeded, seed: int, *, values: bool = True) 
 def vacuum_live_units(cursor: Any) -> float:
     """Vacuum the live unit table, as autovacuum does about once a minute on a hub whose
     units each rewrite their row every minute (the bench runs a simulated minute every few
-    seconds, and its cold cases reload every row); the table's size after it, in MB."""
+    seconds, and its cold cases reload every row): before each minute's rewrite, so each
+    evaluation reads the table with that minute's dead row versions in it. The table's size
+    after it, in MB."""
     cursor.execute("VACUUM census_unitstate")
     cursor.execute("SELECT pg_relation_size('census_unitstate')")
     return float(cursor.fetchone()[0]) / 2**20
@@ -669,32 +673,33 @@ def main() -> int:
             steady = []
             for k in range(1, args.repeat + 1):
                 with connection.cursor() as cursor:
-                    next_minute(cursor, seeded, args.seed + k)
                     sizes.append(vacuum_live_units(cursor))
+                    next_minute(cursor, seeded, args.seed + k)
                 steady.append(evaluate(stages, region, now0 + timedelta(minutes=k)))
             worst = max(worst, report("steady", steady))
             held = []
             for k in range(args.repeat + 1, 2 * args.repeat + 1):
                 with connection.cursor() as cursor:
-                    next_minute(cursor, seeded, args.seed + k, values=False)
                     sizes.append(vacuum_live_units(cursor))
+                    next_minute(cursor, seeded, args.seed + k, values=False)
                 held.append(evaluate(stages, region, now0 + timedelta(minutes=k)))
             worst = max(worst, report("held", held))
-            restarted = []
+            unkept = []
             for k in range(2 * args.repeat + 1, 3 * args.repeat + 1):
                 with connection.cursor() as cursor:
-                    next_minute(cursor, seeded, args.seed + k)
                     sizes.append(vacuum_live_units(cursor))
-                kept.forget()  # a new worker: what the last evaluation stored is read back
-                restarted.append(evaluate(stages, region, now0 + timedelta(minutes=k)))
-            worst = max(worst, report("restart", restarted))
+                    next_minute(cursor, seeded, args.seed + k)
+                kept.forget()  # another process evaluated last: what it stored is read back
+                unkept.append(evaluate(stages, region, now0 + timedelta(minutes=k)))
+            worst = max(worst, report("unkept", unkept))
             print(
-                f"  live unit table (census_unitstate) {min(sizes):.0f}–{max(sizes):.0f} MB "
-                "before each evaluation, vacuumed as autovacuum would each minute"
+                f"  live unit table (census_unitstate) {min(sizes):.0f}–{max(sizes):.0f} MB, "
+                "vacuumed before each minute's rewrite, as autovacuum would each minute"
             )
             if args.profile:
                 k = 3 * args.repeat + 1
                 with connection.cursor() as cursor:
+                    vacuum_live_units(cursor)
                     next_minute(cursor, seeded, args.seed + k)  # values move: a steady minute
                 profile(stages, region, now0 + timedelta(minutes=k))
         stages.restore()

@@ -57,6 +57,8 @@ def start(region: Region, now: datetime) -> Callable[[], list[HospitalState]]:
     states are built from its rows on the caller's thread."""
     if connection.savepoint_ids or not connection.in_atomic_block:
         return lambda: inputs.region_states(region, now)
+    with connection.cursor() as cursor:
+        inputs.tune_transaction(cursor)  # the evaluation's own transaction, as the read would
     future: Future[inputs.CensusRows] = _pool().submit(_read, region, now)
 
     def result() -> list[HospitalState]:

@@ -339,6 +339,14 @@ def _forecast_points(row: Sequence[Any]) -> tuple[tuple[ForecastPoint, ...], ...
     )
 
 
+def tune_transaction(cursor: Any) -> None:
+    """For the rest of the transaction (an evaluation, or the census read on its second
+    connection): JIT compiling its statements costs more than it saves, and the aggregate of
+    a national region's unit forecasts would spill to disk in the default 4 MB of work
+    memory."""
+    cursor.execute("SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)")
+
+
 def region_states(region: Region, now: datetime) -> list[HospitalState]:
     """Every active hospital's live state as the pure rules read it (one query; the same
     states as ``region_states_live``)."""
@@ -366,12 +374,7 @@ def census_rows(region: Region, now: datetime) -> CensusRows:
         "ed": UnitType.EMERGENCY.value,
     }
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        # For the rest of the transaction (the evaluation): JIT compiling these statements
-        # costs more than it saves, and the aggregate of a national region's unit forecasts
-        # would spill to disk in the default 4 MB of work memory.
-        cursor.execute(
-            "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"
-        )
+        tune_transaction(cursor)
         cursor.execute(_HASHED_SQL, params)
         rows = cursor.fetchall()
         known = _FORECASTS.setdefault((str(connection.settings_dict.get("NAME")), region.pk), {})

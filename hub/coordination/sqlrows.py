@@ -217,7 +217,8 @@ def _update_staged(
         # say it is empty (analysed before a region's first rows went in, as after a mass
         # delete), the planner may loop over the target and look each row up here.
         cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS {qn(stage + '_key')} ON {qn(stage)} ({qn(names[0])})"
+            f"CREATE INDEX IF NOT EXISTS {qn(f'{stage}_{names[0]}')} ON {qn(stage)} "
+            f"({qn(names[0])})"
         )
         _copy(
             cursor.cursor,
