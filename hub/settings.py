@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from deid.kafka_security import KafkaSecurityError, kafka_security_config
 from deid.logformat import PLAIN_FORMAT, log_format
@@ -361,4 +362,16 @@ CELERY_BEAT_SCHEDULE = {
     "coordination-evaluate-all": {"task": "coordination.evaluate_all", "schedule": 60.0},
     "coordination-evaluate-changed": {"task": "coordination.evaluate_changed", "schedule": 10.0},
     "benchmarks-refresh": {"task": "benchmarks.refresh", "schedule": 86400.0},
+}
+# The evaluations have a queue of their own. What a region's last evaluation stored is kept by
+# the process that made it (hub/coordination/kept.py), and an evaluation in another process
+# reads it all back (for a national region under pressure, up to twice the time). So one
+# worker process consumes this queue (`celery -A hub worker -Q coordination --concurrency 1`)
+# and the others the default one (`-Q celery`); a worker started without -Q takes both.
+COORDINATION_QUEUE = "coordination"
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue(COORDINATION_QUEUE))
+CELERY_TASK_ROUTES = {
+    f"coordination.{name}": {"queue": COORDINATION_QUEUE}
+    for name in ("evaluate_all", "evaluate_changed", "evaluate_region")
 }

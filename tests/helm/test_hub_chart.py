@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from tests.helm.charts import Manifests, env_of, ports_of
+from django.conf import settings
+
+from tests.helm.charts import HUB_CHART, Manifests, env_of, ports_of, render
 
 COMMANDS = {
     "web": ["gunicorn", "hub.wsgi", "--bind", "0.0.0.0:8000"],
     "worker": ["celery", "-A", "hub", "worker"],
+    "coordinator": ["celery", "-A", "hub", "worker"],
     "beat": ["celery", "-A", "hub", "beat"],
     "consumer": ["python", "manage.py", "consume"],
     "migrations": ["python", "manage.py", "migrate", "--no-input"],
@@ -172,3 +176,28 @@ def test_metrics_ports_are_named_and_scraped(hub: Manifests) -> None:
             service["metadata"].get("annotations", {}).get("prometheus.io/scrape")
         )
         assert scraped_by_annotation == "true" or hub.of_kind("ServiceMonitor"), component
+
+
+def test_one_process_of_its_own_takes_the_evaluations(hub: Manifests) -> None:
+    # What an evaluation stored is kept by its process for the next (hub/coordination/kept.py):
+    # one pod, one process, on the evaluations' queue; the workers leave that queue alone.
+    coordinator = hub.named("Deployment", "-coordinator")
+    assert coordinator["spec"]["replicas"] == 1
+    env = env_of(hub.pod("coordinator").containers[0])
+    assert (env["CELERY_WORKER_QUEUES"], env["CELERY_WORKER_CONCURRENCY"]) == (
+        settings.COORDINATION_QUEUE,
+        "1",
+    )
+    assert env_of(hub.pod("worker").containers[0])["CELERY_WORKER_QUEUES"] == "celery"
+    assert not [h for h in hub.of_kind("HorizontalPodAutoscaler") if "coordinator" in str(h)]
+
+
+def test_without_the_coordinator_the_workers_take_the_evaluations(
+    helm: str, tmp_path: Path
+) -> None:
+    off = tmp_path / "off.yaml"
+    off.write_text("coordinator:\n  enabled: false\n")
+    chart = render(helm, HUB_CHART, [off])
+    assert not [d for d in chart.of_kind("Deployment") if "coordinator" in d["metadata"]["name"]]
+    queues = env_of(chart.pod("worker").containers[0])["CELERY_WORKER_QUEUES"].split(",")
+    assert set(queues) == {"celery", settings.COORDINATION_QUEUE}

@@ -44,7 +44,7 @@ def test_forking_processes_share_a_writable_multiprocess_directory(hub: Manifest
 
 def test_every_hub_metrics_port_is_the_one_its_service_scrapes(hub: Manifests) -> None:
     port = hub.values["metrics"]["port"]
-    for component in ("web", "worker", "consumer"):
+    for component in ("web", "worker", "consumer", "coordinator"):
         (container,) = hub.pod(component).containers
         assert env_of(container)["METRICS_PORT"] == str(port), component
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -66,7 +66,7 @@ def test_the_service_monitor_selects_every_metrics_service(hub_production: Manif
         for s in hub_production.of_kind("Service")
         if all(s["metadata"]["labels"].get(k) == v for k, v in wanted.items())
     }
-    assert selected == {"web", "worker", "consumer"}
+    assert selected == {"web", "worker", "consumer", "coordinator"}
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
 
 
@@ -74,7 +74,7 @@ def test_prometheus_may_reach_the_metrics_port_through_the_network_policy(
     hub_production: Manifests,
 ) -> None:
     port = hub_production.values["metrics"]["port"]
-    for component in ("web", "worker", "consumer"):
+    for component in ("web", "worker", "consumer", "coordinator"):
         labels = hub_production.pod(component).labels
         admitted = [
             p.get("port")
@@ -133,7 +133,7 @@ def test_a_kafka_client_certificate_reaches_only_the_processes_that_talk_to_kafk
         encoding="utf-8",
     )
     manifests = render(helm, HUB_CHART, [extra])
-    for component in ("web", "worker", "consumer"):
+    for component in ("web", "worker", "consumer", "coordinator"):
         (container,) = manifests.pod(component).containers
         env = env_of(container)
         config = kafka_security_config(env)
