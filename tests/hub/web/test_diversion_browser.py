@@ -87,6 +87,25 @@ def test_override_with_a_reason(
     shot(page, "diversion-overridden")
 
 
+def test_a_load_balancing_region_is_named_once_above_the_advice(
+    page: Any, login: Login, shot: Shot
+) -> None:
+    world = coord_world()
+    m.RegionState.objects.update_or_create(
+        region=world.region,
+        defaults={"mode": m.Mode.LOAD_BALANCING, "would_close": 41, "fresh": 57},
+    )
+    login(page, person("operator", Role.REGIONAL_OPERATOR))
+    page.goto("/diversion/")
+    banner = page.locator("[data-region-balancing]")
+    assert banner.count() == 1
+    assert "41 of 57 fresh hospitals at closing pressure" in banner.inner_text()
+    assert world.region.name in banner.inner_text()
+    # Above the advice, not inside a recommendation card.
+    assert page.locator(".rec [data-region-balancing]").count() == 0
+    shot(page, "diversion-load-balancing")
+
+
 def test_surge_and_sharing_pages(
     page: Any, login: Login, shot: Shot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
