@@ -168,6 +168,9 @@ class DiversionConfig:
             raise ValueError("load_balance_exit_share must not exceed load_balance_enter_share")
         if self.ttl_minutes <= 0 or self.min_status_minutes < 0:
             raise ValueError("ttl_minutes must be positive, min_status_minutes not negative")
+        if self.destination_min_ed_free < 1:
+            # A destination takes ambulances only into a free ED place.
+            raise ValueError("destination_min_ed_free must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,10 @@ def test_a_region_overrides_only_what_it_names() -> None:
         ({"alerts": {"thresholds": [["weather", ">=", 1.0]]}}, "unknown alert figure"),
         ({"diversion": {"stroke_min_level": "excellent"}}, "not a valid value"),
         ({"sharing": []}, "expected an object"),
+        (
+            {"diversion": {"destination_min_ed_free": 0}},
+            "destination_min_ed_free must be at least 1",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_the_path(data: dict[str, object], message: str) -> None:
