@@ -822,22 +822,22 @@ def _load_balance(
 
 
 def _lb_text(
-    region_note: str, i: int, routes: tuple[Route, ...], ctx: _Ctx, cfg: DiversionConfig
+    advice_note: str, i: int, routes: tuple[Route, ...], ctx: _Ctx, cfg: DiversionConfig
 ) -> str:
     s = ctx.states[i]
     return (
-        f"{region_note}. Share general ambulances for {s.code} by free places: "
+        f"{advice_note}. Share general ambulances for {s.code} by free places: "
         + "; ".join(r.explanation for r in routes)
         + f". {s.code}: {describe_hospital(s, ctx.pressure_of(i), cfg)}."
     )
 
 
-def _lb_inputs(region_note: str, i: int, routes: tuple[Route, ...], ctx: _Ctx) -> tuple[Any, ...]:
+def _lb_inputs(advice_note: str, i: int, routes: tuple[Route, ...], ctx: _Ctx) -> tuple[Any, ...]:
     """What ``_lb_text``, ``_numbers`` and the routes' texts read (``inputs_key``): of a
     destination, only its free places (a full ED's are 0, however far over it is)."""
     states, where = ctx.states, ctx.where
     return (
-        region_note,
+        advice_note,
         ctx.hospital_key(i),
         tuple(
             (r.destination, r.travel_minutes, r.share, max(states[where[r.destination]].ed_free, 0))
