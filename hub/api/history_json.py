@@ -68,10 +68,12 @@ _OBSERVED = ROW_KEYS.index("observed_at")
 _SUPPRESSED = ROW_KEYS.index("suppressed")
 _HOSPITAL_ID = len(ROW_KEYS)  # after the answer's columns: for the audit event
 
-# DRF's cursor ordering (``HistoryPagination.ordering``) and its reverse, as SQL.
+# DRF's cursor ordering (``HistoryPagination.ordering``) and its reverse, as SQL: on the
+# table's columns, named with the table, for an ORDER BY name is first an output column's,
+# and the event id is selected as text (ordering by it would sort text, not uuids).
 _ORDER_BY: dict[tuple[str, ...], str] = {
-    ("-observed_at", "-event_id"): "observed_at DESC, event_id DESC",
-    ("observed_at", "event_id"): "observed_at ASC, event_id ASC",
+    ("-observed_at", "-event_id"): f"{_TABLE}.observed_at DESC, {_TABLE}.event_id DESC",
+    ("observed_at", "event_id"): f"{_TABLE}.observed_at ASC, {_TABLE}.event_id ASC",
 }
 _POSITION_OPERATORS = {"observed_at__lt": "<", "observed_at__gt": ">"}
 

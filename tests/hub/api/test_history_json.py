@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -436,7 +437,15 @@ def test_the_fast_path_sends_one_statement(
     operator.get(URL, site)  # the caller's memos
     with django_assert_num_queries(2) as queries:  # the page and the audit insert
         assert operator.get(URL, site).status_code == 200
-    assert queries.captured_queries[0]["sql"].startswith("SELECT ")
+    statement = queries.captured_queries[0]["sql"]
+    assert statement.startswith("SELECT ")
+    # Ordered by the event id's uuid, not by the text it is selected as (an ORDER BY name is
+    # an output column's first): the same order only under the C collation.
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (VERBOSE) {statement}")
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+    assert "Sort Key:" in plan
+    assert "::text" not in "".join(s for s in plan.splitlines() if "Sort Key:" in s)
 
 
 def test_row_positions_are_the_orms(history: History) -> None:
