@@ -34,7 +34,15 @@ from hub.api.live_output import answers_in_utc, iso_utc_sql, suppressed_names
 from hub.census.models import CensusSnapshot
 from hub.census.selectors import FIGURES, census_history_conditions
 
-__all__ = ["ROW_KEYS", "CensusHistoryPage", "HistoryRow", "history_page", "page_data"]
+__all__ = [
+    "ROW_KEYS",
+    "CensusHistoryPage",
+    "HistoryRow",
+    "history_page",
+    "page_data",
+    "page_event_ids",
+    "page_hospital_ids",
+]
 
 _TABLE = CensusSnapshot._meta.db_table
 _OBSERVED_AT = CensusSnapshot._meta.get_field("observed_at")
@@ -91,14 +99,6 @@ class HistoryRow(tuple[Any, ...]):
         at one or two rows' positions."""
         iso: str = self[_OBSERVED]
         return f"{iso[:10]} {iso[11:-1]}+00:00"
-
-    @property
-    def event_id(self) -> str:
-        return str(self[_EVENT_ID])
-
-    @property
-    def hospital_id(self) -> int:
-        return int(self[_HOSPITAL_ID])
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +186,16 @@ def history_page(
     scope_sql, scope_params = scope
     conditions, params = census_history_conditions(**query)
     return CensusHistoryPage(restricted.db, (*scope_sql, *conditions), (*scope_params, *params))
+
+
+def page_event_ids(page: Sequence[HistoryRow]) -> list[str]:
+    """The page's event ids, as text (the audit event's object ids)."""
+    return [row[_EVENT_ID] for row in page]
+
+
+def page_hospital_ids(page: Sequence[HistoryRow]) -> list[int]:
+    """The hospital of each of the page's rows (the audit event's hospitals)."""
+    return [row[_HOSPITAL_ID] for row in page]
 
 
 def page_data(page: Sequence[HistoryRow]) -> list[dict[str, Any]]:

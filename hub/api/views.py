@@ -471,7 +471,9 @@ class CensusHistoryView(GovernedViewSetMixin, ListAPIView[CensusSnapshot]):
         same bytes as rendering ``list``'s answer (tests/hub/api/test_history_json.py)."""
         page = self.paginate_queryset(page_query)  # type: ignore[arg-type]
         assert page is not None  # noqa: S101 - pagination_class is set
-        _note_history_page(self.request, [r.event_id for r in page], [r.hospital_id for r in page])
+        _note_history_page(
+            self.request, history_json.page_event_ids(page), history_json.page_hospital_ids(page)
+        )
         answer = self.get_paginated_response(history_json.page_data(page))
         return HttpResponse(render_json(answer.data), content_type=JSON)
 
