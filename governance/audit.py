@@ -134,6 +134,20 @@ _INSERT = (
 )
 
 
+def text_array(values: Iterable[str]) -> str:
+    """``values`` as a PostgreSQL array literal: every element quoted (so none reads as NULL,
+    and commas, braces and spaces stay in it), with its quotes and backslashes escaped.
+    psycopg's list dumper cost ~1.8 µs an element in Python: 0.18 ms for the 100 object ids
+    of a page of census history."""
+    items = list(values)
+    if not items:
+        return "{}"
+    every = "".join(items)
+    if '"' in every or "\\" in every:  # rare: the ids are uuids and integers
+        items = [v.replace("\\", "\\\\").replace('"', '\\"') for v in items]
+    return '{"' + '","'.join(items) + '"}'
+
+
 def _insert(event: AuditEvent) -> None:
     using = router.db_for_write(AuditEvent)
     with connections[using].cursor() as cursor:
@@ -152,7 +166,7 @@ def _insert(event: AuditEvent) -> None:
                 event.source_ip,
                 event.request_id,
                 list(event.hospital_ids),
-                list(event.object_ids),
+                text_array(event.object_ids),
                 event.row_count,
                 json.dumps(event.detail),
             ],

@@ -35,10 +35,13 @@ from hub.census.selectors import (
 
 __all__ = [
     "CENSUS_HISTORY_FIELDS",
+    "answers_in_utc",
     "census_history_rows",
     "census_history_values",
     "hospital_live_data",
+    "iso_utc_sql",
     "region_live_data",
+    "suppressed_names",
 ]
 
 # DRF's own datetime rendering (time zone and format from the settings, "Z" for UTC); the
@@ -218,17 +221,32 @@ CENSUS_HISTORY_FIELDS = (
 )
 
 
+_ISO_UTC = (
+    "(to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+    "CASE WHEN mod(date_part('microseconds', %(expressions)s)::bigint, 1000000) = 0 "
+    "THEN '' ELSE to_char(%(expressions)s AT TIME ZONE 'UTC', '.US') END || 'Z')"
+)
+
+
+def iso_utc_sql(column: str) -> str:
+    """The SQL of ``_IsoUtc`` for a plain column name (hub/api/history_json.py)."""
+    return _ISO_UTC % {"expressions": column}
+
+
 class _IsoUtc(Func):
     """A timestamp as DRF writes it in UTC (``isoformat()``, ``Z``, microseconds only when
     not zero), written by PostgreSQL: parsing it into a datetime and formatting it again cost
     most of a history page's CPU."""
 
-    template = (
-        "(to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
-        "CASE WHEN mod(date_part('microseconds', %(expressions)s)::bigint, 1000000) = 0 "
-        "THEN '' ELSE to_char(%(expressions)s AT TIME ZONE 'UTC', '.US') END || 'Z')"
-    )
+    template = _ISO_UTC
     output_field = TextField()
+
+
+def answers_in_utc() -> bool:
+    """Datetimes are answered as ISO 8601 in UTC (``_Dates``' fast case), the form
+    ``iso_utc_sql`` writes."""
+    tz = _Dates().tz
+    return tz is not None and str(tz) == "UTC"
 
 
 def census_history_values(queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -236,8 +254,7 @@ def census_history_values(queryset: QuerySet[Any]) -> QuerySet[Any]:
     received times as text from PostgreSQL when the response's time zone is UTC (the same
     strings ``census_history_rows`` would make; ``observed_at`` stays a datetime: the
     cursor pagination orders by it)."""
-    tz = _Dates().tz
-    if tz is None or str(tz) != "UTC":
+    if not answers_in_utc():
         return queryset.values(*CENSUS_HISTORY_FIELDS)
     as_text = {"event_id", "produced_at", "received_at", "suppressed"}
     return queryset.values(
@@ -249,6 +266,14 @@ def census_history_values(queryset: QuerySet[Any]) -> QuerySet[Any]:
         produced_at_text=_IsoUtc("produced_at"),
         received_at_text=_IsoUtc("received_at"),
     )
+
+
+def suppressed_names(text: str) -> list[str]:
+    """A row's ``suppressed`` as answered, from the JSON text PostgreSQL stores (as
+    ``census_history_rows`` makes it from ``suppressed_text``)."""
+    if text == "[]":  # almost every row: nothing withheld
+        return []
+    return [str(x) for x in orjson.loads(text)]
 
 
 def census_history_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 from rest_framework import serializers
@@ -413,6 +414,14 @@ class HistoryQuery(serializers.Serializer[Any]):
     site_code = serializers.RegexField(SITE_CODE_RE.pattern, required=False)
     unit_code = serializers.CharField(max_length=32, required=False)
     audience = serializers.ChoiceField(AUDIENCE_CHOICES, required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        # Shallow copies of the declared fields, where DRF deep-copies them (re-creating each
+        # field, every choice of the choice fields included): validating the query of a page
+        # of census history cost ~0.3 ms of its ~2.6 ms, half of it in those copies. A copy
+        # is bound to this serializer in its own attributes; validating reads the shared
+        # configuration (choices, validators, messages) and never changes it.
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         since, until = attrs.get("since"), attrs.get("until")

@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 
 from governance.access import restrict, scope_for
 from governance.api.governed import GovernedViewSetMixin
-from hub.api import live_parts
+from hub.api import history_json, live_parts
 from hub.api import serializers as s
 from hub.api.authentication import SiteAgentAuthentication
 from hub.api.governed import MANAGE_REGISTRY, SITE_ENROL
@@ -39,7 +39,7 @@ from hub.api.live_output import (
     hospital_live_data,
     region_live_data,
 )
-from hub.api.renderers import SharedJSON, plain_json_accepted
+from hub.api.renderers import SharedJSON, plain_json_accepted, render_json
 from hub.census import selectors as census
 from hub.census.deadletters import dead_letter_rejections
 from hub.census.ingest import IngestBatch, envelope_into_batch, shared_directory
@@ -414,6 +414,15 @@ def _history_params(serializer: type[s.HistoryQuery]) -> list[OpenApiParameter]:
     ]
 
 
+def _note_history_page(request: Request, event_ids: list[str], hospital_ids: list[int]) -> None:
+    """The request's audit event: the page's snapshots and their hospitals."""
+    context = getattr(request._request, "audit_context", None)
+    if context is not None:
+        context["object_ids"] = event_ids
+        context["hospital_ids"] = sorted(set(hospital_ids))
+        context["row_count"] = len(event_ids)
+
+
 class CensusHistoryView(GovernedViewSetMixin, ListAPIView[CensusSnapshot]):
     """Census snapshots over a time range, newest first (cursor-paginated)."""
 
@@ -431,18 +440,42 @@ class CensusHistoryView(GovernedViewSetMixin, ListAPIView[CensusSnapshot]):
         query.is_valid(raise_exception=True)
         return census.census_history(queryset=super().get_queryset(), **query.validated_data)
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def list(  # type: ignore[override]  # an HttpResponse: the JSON of the rows
+        self, request: Request, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        if plain_json_accepted(request):
+            page_query = self.json_page_query()
+            if page_query is not None:
+                return self.list_json(page_query)
         # Plain rows, not model instances through DRF's fields: the same JSON
         # (tests/hub/api/test_live_output.py), a fraction of the CPU.
         rows = census_history_values(self.get_queryset())
         page = self.paginate_queryset(rows)
         assert page is not None  # noqa: S101 - pagination_class is set
-        context = getattr(request._request, "audit_context", None)
-        if context is not None:
-            context["object_ids"] = [str(r.get("event_id_text") or r["event_id"]) for r in page]
-            context["hospital_ids"] = sorted({r["hospital_id"] for r in page})
-            context["row_count"] = len(page)
+        _note_history_page(
+            request,
+            [str(r.get("event_id_text") or r["event_id"]) for r in page],
+            [r["hospital_id"] for r in page],
+        )
         return self.get_paginated_response(census_history_rows(page))
+
+    def json_page_query(self) -> history_json.CensusHistoryPage | None:
+        """The history asked for, read without the ORM (hub/api/history_json.py), within the
+        caller's scope (``restrict``, as ``get_queryset``); None where the ORM answers."""
+        query = s.CensusHistoryQuery(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return history_json.history_page(super().get_queryset(), query.validated_data)
+
+    def list_json(self, page_query: history_json.CensusHistoryPage) -> HttpResponse:
+        """The page as plain JSON: DRF's cursor pagination of the rows PostgreSQL wrote, the
+        same bytes as rendering ``list``'s answer (tests/hub/api/test_history_json.py)."""
+        page = self.paginate_queryset(page_query)  # type: ignore[arg-type]
+        assert page is not None  # noqa: S101 - pagination_class is set
+        _note_history_page(
+            self.request, history_json.page_event_ids(page), history_json.page_hospital_ids(page)
+        )
+        answer = self.get_paginated_response(history_json.page_data(page))
+        return HttpResponse(render_json(answer.data), content_type=JSON)
 
 
 class FlowHistoryView(GovernedViewSetMixin, ListAPIView[FlowEvent]):

@@ -487,6 +487,38 @@ def census_history(
     return qs.order_by("-observed_at", "-event_id")
 
 
+def census_history_conditions(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    site_code: str | None = None,
+    unit_code: str | None = None,
+    unit_type: str | None = None,
+    audience: str | None = None,
+) -> tuple[list[str], list[Any]]:
+    """``census_history``'s filters as SQL conditions on the snapshot table's columns and
+    their parameters (hub/api/history_json.py: a page of history without compiling the ORM
+    query; tests/hub/api/test_history_json.py holds the two equal)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    bounds = (("observed_at >= %s", since), ("observed_at < %s", until))
+    for condition, bound in bounds:
+        if bound is not None:
+            conditions.append(condition)
+            params.append(bound)
+    equals = (
+        ("site_code", site_code),
+        ("unit_code", unit_code),
+        ("unit_type", unit_type),
+        ("audience", audience),
+    )
+    for column, value in equals:
+        if value:  # as census_history: an empty value filters nothing
+            conditions.append(f"{column} = %s")
+            params.append(value)
+    return conditions, params
+
+
 def flow_history(
     *,
     queryset: QuerySet[FlowEvent],

@@ -58,6 +58,24 @@ def test_record_writes_who_what_which_and_how_many(region: Region, make_user: Us
     assert event.detail == {"format": "csv"}
 
 
+@pytest.mark.parametrize(
+    "object_ids",
+    [
+        [],
+        [""],
+        ["NULL", "null", " padded ", "a,b", "{x}", "{}", '"', '""', "\\", '\\"', "\\\\n"],
+        ["é ✓ 😀 \u2028", "line\nbreak\ttab\x01\x7f", "'quote'", "$1 %s %(x)s ?"],
+        ["x" * 64, "y" * 65, 12, None, 2.5],  # as text, cut to 64 characters
+        [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(120)],
+    ],
+)
+def test_object_ids_are_stored_as_given(object_ids: list[Any]) -> None:
+    # They travel as one array literal (governance.audit.text_array), not element by element.
+    event = audit.record(actor=None, action="test.event", object_ids=object_ids)
+    stored = AuditEvent.objects.get(pk=event.pk).object_ids
+    assert stored == [str(o)[:64] for o in object_ids]
+
+
 def test_update_is_refused_by_the_database() -> None:
     (event,) = events(1)
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
