@@ -459,6 +459,31 @@ def live_region(
     )
 
 
+def _history_filters(
+    since: datetime | None,
+    until: datetime | None,
+    site_code: str | None,
+    unit_code: str | None,
+    unit_type: str | None,
+    audience: str | None,
+) -> list[tuple[str, str, Any]]:
+    """The filters of a census history query: (ORM lookup, the same as an SQL condition on
+    the snapshot table's columns, value). An empty value filters nothing."""
+    filters: list[tuple[str, str, Any]] = []
+    if since is not None:
+        filters.append(("observed_at__gte", "observed_at >= %s", since))
+    if until is not None:
+        filters.append(("observed_at__lt", "observed_at < %s", until))
+    equals = (
+        ("site_code", site_code),
+        ("unit_code", unit_code),
+        ("unit_type", unit_type),
+        ("audience", audience),
+    )
+    filters += [(column, f"{column} = %s", value) for column, value in equals if value]
+    return filters
+
+
 def census_history(
     *,
     queryset: QuerySet[CensusSnapshot],
@@ -471,19 +496,8 @@ def census_history(
 ) -> QuerySet[CensusSnapshot]:
     """Snapshots in [since, until), newest first. The time bounds let PostgreSQL prune the
     monthly partitions it does not need."""
-    qs = queryset
-    if since is not None:
-        qs = qs.filter(observed_at__gte=since)
-    if until is not None:
-        qs = qs.filter(observed_at__lt=until)
-    if site_code:
-        qs = qs.filter(site_code=site_code)
-    if unit_code:
-        qs = qs.filter(unit_code=unit_code)
-    if unit_type:
-        qs = qs.filter(unit_type=unit_type)
-    if audience:
-        qs = qs.filter(audience=audience)
+    filters = _history_filters(since, until, site_code, unit_code, unit_type, audience)
+    qs = queryset.filter(**{lookup: value for lookup, _, value in filters})
     return qs.order_by("-observed_at", "-event_id")
 
 
@@ -499,24 +513,8 @@ def census_history_conditions(
     """``census_history``'s filters as SQL conditions on the snapshot table's columns and
     their parameters (hub/api/history_json.py: a page of history without compiling the ORM
     query; tests/hub/api/test_history_json.py holds the two equal)."""
-    conditions: list[str] = []
-    params: list[Any] = []
-    bounds = (("observed_at >= %s", since), ("observed_at < %s", until))
-    for condition, bound in bounds:
-        if bound is not None:
-            conditions.append(condition)
-            params.append(bound)
-    equals = (
-        ("site_code", site_code),
-        ("unit_code", unit_code),
-        ("unit_type", unit_type),
-        ("audience", audience),
-    )
-    for column, value in equals:
-        if value:  # as census_history: an empty value filters nothing
-            conditions.append(f"{column} = %s")
-            params.append(value)
-    return conditions, params
+    filters = _history_filters(since, until, site_code, unit_code, unit_type, audience)
+    return [condition for _, condition, _ in filters], [value for _, _, value in filters]
 
 
 def flow_history(
