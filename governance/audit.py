@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import connections, models, router
 from django.http import HttpRequest, HttpResponse
 
+from governance import durability
 from governance.models import AuditEvent
 
 logger = logging.getLogger("governance.audit")
@@ -98,9 +99,12 @@ def record(
     request: HttpRequest | None = None,
     detail: dict[str, Any] | None = None,
     status_code: int | None = None,
+    durable: bool = True,
 ) -> AuditEvent:
     """Write one audit event now, in the caller's transaction (so it commits or rolls back
     with the change it describes). ``target`` may be a model instance, a model class or text.
+    ``durable=False``: outside a transaction, the event commits without waiting for the disk
+    (a read's event: ``governance.durability``); inside one it commits with the transaction.
     """
     actor_id, actor_label = _label(actor)
     event = AuditEvent(
@@ -120,18 +124,24 @@ def record(
         event.path = request.path[:500]
         event.source_ip = client_ip(request)
         event.request_id = request_id(request)
-    _insert(event)
+    _insert(event, durable)
     return event
 
 
 # One prepared-shape INSERT instead of the ORM's save(): the same row, without compiling the
 # statement for every API request. The table's trigger and constraints are unchanged.
-_INSERT = (
+_COLUMNS = (
     "INSERT INTO governance_auditevent (occurred_at, actor_id, actor_label, roles, action,"
     " target, method, path, status_code, source_ip, request_id, hospital_ids, object_ids,"
-    " row_count, detail) VALUES (%s, %s, %s, %s::varchar(32)[], %s, %s, %s, %s, %s,"
-    " %s::inet, %s, %s::bigint[], %s::varchar(64)[], %s, %s::jsonb) RETURNING id"
+    " row_count, detail)"
 )
+_VALUES = (
+    "%s, %s, %s, %s::varchar(32)[], %s, %s, %s, %s, %s,"
+    " %s::inet, %s, %s::bigint[], %s::varchar(64)[], %s, %s::jsonb"
+)
+_INSERT = f"{_COLUMNS} VALUES ({_VALUES}) RETURNING id"
+# The same row, committed without waiting for the disk (governance.durability).
+_INSERT_UNFLUSHED = f"{_COLUMNS} SELECT {_VALUES} WHERE {durability.UNFLUSHED} RETURNING id"
 
 
 def text_array(values: Iterable[str]) -> str:
@@ -148,11 +158,13 @@ def text_array(values: Iterable[str]) -> str:
     return '{"' + '","'.join(items) + '"}'
 
 
-def _insert(event: AuditEvent) -> None:
+def _insert(event: AuditEvent, durable: bool) -> None:
     using = router.db_for_write(AuditEvent)
-    with connections[using].cursor() as cursor:
+    connection = connections[using]
+    relaxed = not durable and durability.relaxable(connection)
+    with connection.cursor() as cursor:
         cursor.execute(
-            _INSERT,
+            _INSERT_UNFLUSHED if relaxed else _INSERT,
             [
                 event.occurred_at,
                 event.actor_id,
@@ -178,8 +190,9 @@ def _insert(event: AuditEvent) -> None:
 
 class AuditContext(dict[str, Any]):
     """What a view adds to its request's audit event: ``action``, ``target``,
-    ``hospital_ids``, ``object_ids``, ``row_count``, ``detail``; or ``skip=True`` for a view
-    that already wrote a fuller event itself (never for data reads)."""
+    ``hospital_ids``, ``object_ids``, ``row_count``, ``detail``, ``durable`` (see
+    ``_durable``); or ``skip=True`` for a view that already wrote a fuller event itself (never
+    for data reads)."""
 
     def add_objects(self, objs: Iterable[models.Model]) -> None:
         from governance.access import hospital_ids_of
@@ -239,11 +252,27 @@ class AuditMiddleware:
                 request=request,
                 detail=context.get("detail"),
                 status_code=response.status_code,
+                durable=_durable(request, context),
             )
         except Exception:
             logger.exception("audit event not written for %s %s", request.method, request.path)
             return HttpResponse("audit unavailable", status=500, content_type="text/plain")
         return response
+
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _durable(request: HttpRequest, context: AuditContext) -> bool:
+    """Whether the request's event waits for the disk: a change's event does; a read's does
+    not unless ``GOVERNANCE_AUDIT_READS_DURABLE``; a view that writes only what the next
+    request replaces (a heartbeat) says ``durable=False`` in its context
+    (``governance.durability``)."""
+    if durability.reads_durable():
+        return True
+    if "durable" in context:
+        return bool(context["durable"])
+    return request.method not in _READ_METHODS
 
 
 def _default_action(request: HttpRequest) -> str:

@@ -319,6 +319,10 @@ GOVERNANCE_POLICY_QUORUM = env_int("GOVERNANCE_POLICY_QUORUM", 2)  # unless a re
 GOVERNANCE_TRUSTED_PROXY_COUNT = env_int("GOVERNANCE_TRUSTED_PROXY_COUNT", 0)
 GOVERNANCE_AUDIT_EXEMPT_PATHS = ["/healthz", "/readyz", "/metrics", "/static/", "/favicon.ico"]
 GOVERNANCE_AUDIT_CHECKPOINT_DIR = env("GOVERNANCE_AUDIT_CHECKPOINT_DIR", "")
+# A read's audit event commits without waiting for the disk (lost only if the database server
+# crashes within ~0.6 s of it); true makes it wait, as a change's event always does
+# (governance/durability.py).
+GOVERNANCE_AUDIT_READS_DURABLE = env_bool("GOVERNANCE_AUDIT_READS_DURABLE", default=False)
 GOVERNANCE_ERASURE_DEADLINE_DAYS = env_int("GOVERNANCE_ERASURE_DEADLINE_DAYS", 30)
 GOVERNANCE_ERASURE_ALERT_DAYS = env_int("GOVERNANCE_ERASURE_ALERT_DAYS", 7)
 # URL names (or "namespace:*") that declare no governed action, each for a reason: probes and

@@ -17,6 +17,7 @@ from django.db import DatabaseError, connections, router, transaction
 from django.utils import timezone
 
 from deid.signing import KeyFormatError, key_id_for, load_public_key, public_key_b64
+from governance import durability
 from hub.registry.models import (
     AgentComponent,
     Directive,
@@ -227,10 +228,14 @@ def agent_revoke(*, agent: SiteAgent) -> SiteAgent:
 # hub/api/state_signals.py), so neither a transaction (BEGIN, COMMIT) nor the ORM's save()
 # (its compiled UPDATE, pre/post_save) is needed. The agent, revoked since or not, is updated
 # exactly as ``save(update_fields=...)`` did, and a row gone meanwhile raises as it did.
+# It commits without waiting for the disk (governance.durability): the next heartbeat
+# replaces it, and a heartbeat lost in a crash of the database server only makes the site
+# look a few seconds older.
 _HEARTBEAT_UPDATE = (
     f"UPDATE {SiteAgent._meta.db_table} SET last_heartbeat_at = %s, agent_version = %s,"  # noqa: S608  # nosec B608
     " feed_status = %s::jsonb, policy_version = %s, outbox_backlog = %s WHERE id = %s"
 )
+_HEARTBEAT_UPDATE_UNFLUSHED = f"{_HEARTBEAT_UPDATE} AND {durability.UNFLUSHED}"
 
 
 def agent_heartbeat_record(
@@ -247,10 +252,11 @@ def agent_heartbeat_record(
     agent.feed_status = {"feeds": [dict(f) for f in feeds]}
     agent.policy_version = policy_version
     agent.outbox_backlog = outbox_backlog
-    using = router.db_for_write(SiteAgent)
-    with connections[using].cursor() as cursor:
+    connection = connections[router.db_for_write(SiteAgent)]
+    relaxed = durability.relaxable(connection)
+    with connection.cursor() as cursor:
         cursor.execute(
-            _HEARTBEAT_UPDATE,
+            _HEARTBEAT_UPDATE_UNFLUSHED if relaxed else _HEARTBEAT_UPDATE,
             [
                 agent.last_heartbeat_at,
                 agent.agent_version,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from deid.signing import generate_signing_key, public_key_b64
@@ -16,6 +18,8 @@ from tests.hub.fixtures import Client
 from tests.hub.support import census, enrolled_site, hospital_with_units, seal
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+RELAXED = "set_config('synchronous_commit', 'off', true)"
 
 AgentClient = Callable[[str], APIClient]
 
@@ -157,3 +161,32 @@ def test_agents_cannot_use_the_operations_api(agent_client: AgentClient) -> None
     client = agent_client(credential)
     for path in ("/api/v1/hospitals/", "/api/v1/live/", "/api/v1/history/census/"):
         assert client.get(path).status_code == 403, path
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_heartbeat_and_its_event_commit_without_waiting_for_the_disk(
+    agent_client: AgentClient,
+) -> None:
+    # Liveness the next heartbeat replaces (governance/durability.py): both of its writes are
+    # relaxed; everything else the agent changes (an acknowledgement) waits as before.
+    hospital, _, credential = enrolled_site()
+    client = agent_client(credential)
+    with CaptureQueriesContext(connection) as queries:
+        beat = client.post(
+            "/api/v1/site/heartbeat/", {"agent_version": "1.3", "feeds": []}, format="json"
+        )
+    assert beat.status_code == 200, beat.content
+    writes = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith(("UPDATE", "INSERT"))
+    ]
+    assert len(writes) == 2, writes
+    assert all(RELAXED in sql for sql in writes), writes
+    assert SiteAgent.objects.get(hospital=hospital).agent_version == "1.3"
+    directive = services.directive_issue(
+        hospital=hospital, kind="notice", payload={}, issued_by=None
+    )
+    with CaptureQueriesContext(connection) as queries:
+        assert client.post(f"/api/v1/site/directives/{directive.pk}/ack/").status_code == 200
+    events = [q["sql"] for q in queries.captured_queries if "governance_auditevent" in q["sql"]]
+    assert events
+    assert not any(RELAXED in sql for sql in events)
