@@ -201,3 +201,15 @@ def test_without_the_coordinator_the_workers_take_the_evaluations(
     assert not [d for d in chart.of_kind("Deployment") if "coordinator" in d["metadata"]["name"]]
     queues = env_of(chart.pod("worker").containers[0])["CELERY_WORKER_QUEUES"].split(",")
     assert set(queues) == {"celery", settings.COORDINATION_QUEUE}
+
+
+def test_reads_audit_events_wait_for_the_disk_only_when_asked(
+    hub: Manifests, helm: str, tmp_path: Path
+) -> None:
+    # governance/durability.py: off by default; a sharing agreement may ask for it.
+    for process in ("web", "worker", "consumer"):
+        assert env_of(hub.pod(process).containers[0])["GOVERNANCE_AUDIT_READS_DURABLE"] == "false"
+    values = tmp_path / "durable.yaml"
+    values.write_text("django:\n  auditReadsDurable: true\n", encoding="utf-8")
+    asked = render(helm, HUB_CHART, [values])
+    assert env_of(asked.pod("web").containers[0])["GOVERNANCE_AUDIT_READS_DURABLE"] == "true"

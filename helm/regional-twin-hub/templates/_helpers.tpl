@@ -150,6 +150,8 @@ ordinary resource of the release exists, gets exactly the same environment.
   value: {{ $v.django.behindTls | toString | quote }}
 - name: GOVERNANCE_TRUSTED_PROXY_COUNT
   value: {{ $v.django.trustedProxyCount | quote }}
+- name: GOVERNANCE_AUDIT_READS_DURABLE
+  value: {{ $v.django.auditReadsDurable | default false | toString | quote }}
 - name: DJANGO_STATIC_ROOT
   value: {{ $v.django.staticRoot | quote }}
 - name: LOG_LEVEL
