@@ -148,6 +148,11 @@ class _Once:
             self._value = self._build()
         return self._value
 
+    def known(self, value: Any) -> None:
+        """The value, known already (words stored from equal inputs): not built."""
+        if self._value is _Once:
+            self._value = value
+
 
 class Route(NamedTuple):
     """One class of H's ambulances and where to send them (a named tuple: a load-balancing
@@ -209,6 +214,23 @@ class Recommendation:
     def figures(self) -> dict[str, Any]:
         """The numbers used, JSON-ready, for the record and the API."""
         return self.numbers()
+
+    def known_route_texts(self, texts: Sequence[str]) -> None:
+        """Give the routes their texts, known already: the stored texts of routes whose
+        inputs (``routes_inputs``) are equal to these routes' under the same configuration.
+        They are not built again, and the explanation quotes them."""
+        for route, text in zip(self.routes, texts, strict=True):
+            if isinstance(route.text, _Once):
+                route.text.known(text)
+
+
+def routes_inputs(key: Hashable | None) -> Hashable | None:
+    """The part of an inputs key (``Recommendation.inputs_key``) that the routes' texts are
+    made from: per route its destination, travel minutes, share and the destination's
+    figures, and outside load-balancing its class and alternates (``_lb_inputs``,
+    ``_inputs``). Two renewals of the same advice under the same configuration with equal
+    parts have equal routes and route texts, whatever else changed."""
+    return key[2] if isinstance(key, tuple) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
