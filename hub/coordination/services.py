@@ -483,13 +483,18 @@ def _store_recommendations(
             continue
         key = rec.inputs_key
         old = pending.pop(hid, None)
+        # The kept words and the key they were made from, where that key holds.
+        kept_words: tuple[Any, ...] | None = None
+        kept_key: Any = None
+        if keys_hold and key is not None and old is not None and old.key is not None:
+            kept_words, kept_key = old.words, old.key
+        same_inputs = kept_words is not None and kept_key == key
         # Equal keys mean the same advice (the key names the mode or status and each route's
         # class and destination): its signature is the stored one, not worked out again.
-        same_inputs = (
-            keys_hold and key is not None and old is not None and old.words is not None
-            and old.key == key
-        )  # fmt: skip
-        signature = old.signature if same_inputs else recommendation_signature(rec)
+        if same_inputs and old is not None:
+            signature = old.signature
+        else:
+            signature = recommendation_signature(rec)
         if old is not None and old.signature == signature:
             # The same advice: renewed in place. While no figure's value changed (the
             # snapshot time moving alone is not a change) the stored words and figures stay
@@ -497,15 +502,12 @@ def _store_recommendations(
             # that changed. Made from the same inputs as the stored words, they would come
             # out the same: not built at all; routes made from the same inputs keep their
             # stored rows and texts.
-            if same_inputs:
+            if same_inputs and kept_words is not None:
                 renewed_only.append((old.pk, rec.expires_at))
-                advice_after[old.pk] = (signature, old.words, key)
+                advice_after[old.pk] = (signature, kept_words, key)
                 continue
-            same_routes = (
-                keys_hold and key is not None and old.words is not None and old.key is not None
-                and routes_inputs(old.key) == routes_inputs(key)
-            )  # fmt: skip
-            words = _words(rec, old.words[1] if same_routes else None)
+            same_routes = kept_words is not None and routes_inputs(kept_key) == routes_inputs(key)
+            words = _words(rec, kept_words[1] if same_routes and kept_words is not None else None)
             if old.words is not None and words_unchanged(old.words, words):
                 renewed_only.append((old.pk, rec.expires_at))
                 advice_after[old.pk] = (signature, old.words, key)
