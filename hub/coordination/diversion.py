@@ -148,6 +148,11 @@ class _Once:
             self._value = self._build()
         return self._value
 
+    def known(self, value: Any) -> None:
+        """The value, known already (words stored from equal inputs): not built."""
+        if self._value is _Once:
+            self._value = value
+
 
 class Route(NamedTuple):
     """One class of H's ambulances and where to send them (a named tuple: a load-balancing
@@ -209,6 +214,23 @@ class Recommendation:
     def figures(self) -> dict[str, Any]:
         """The numbers used, JSON-ready, for the record and the API."""
         return self.numbers()
+
+    def known_route_texts(self, texts: Sequence[str]) -> None:
+        """Give the routes their texts, known already: the stored texts of routes whose
+        inputs (``routes_inputs``) are equal to these routes' under the same configuration.
+        They are not built again, and the explanation quotes them."""
+        for route, text in zip(self.routes, texts, strict=True):
+            if isinstance(route.text, _Once):
+                route.text.known(text)
+
+
+def routes_inputs(key: Hashable | None) -> Hashable | None:
+    """The part of an inputs key (``Recommendation.inputs_key``) that the routes' texts are
+    made from: per route its destination, travel minutes, share and the destination's
+    figures, and outside load-balancing its class and alternates (``_lb_inputs``,
+    ``_inputs``). Two renewals of the same advice under the same configuration with equal
+    parts have equal routes and route texts, whatever else changed."""
+    return key[2] if isinstance(key, tuple) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -773,27 +795,32 @@ def _load_balance(
     rows = near.indexed(a.codes)
     recommendations: list[Recommendation] = []
     expires = now + timedelta(minutes=cfg.ttl_minutes)
+    codes, general = a.codes, AmbulanceClass.GENERAL
+    farthest, largest = cfg.max_travel_minutes, cfg.max_alternates + 1
     for i in np.flatnonzero(a.fresh).tolist():
         code = a.codes[i]
         group: list[tuple[float, int]] = [(0.0, i)]
         for minutes, j in rows[i]:
-            if minutes > cfg.max_travel_minutes:
+            if minutes > farthest:
                 break
             if fresh[j]:
                 group.append((minutes, j))
-            if len(group) > cfg.max_alternates + 1:
+            if len(group) > largest:
                 break
         weights = [free[j] + 1.0 for _, j in group]
         total = sum(weights)
+        # Positional: some 30,000 routes a minute (keywords cost a third more each).
         routes = tuple(
             Route(
-                ambulance_class=AmbulanceClass.GENERAL,
-                destination=a.codes[j],
-                travel_minutes=minutes,
-                share=w / total,
-                text=_Once(partial(_lb_part, states[j], minutes, w / total, cfg)),
+                general,
+                codes[j],
+                minutes,
+                share,
+                (),
+                _Once(partial(_lb_part, states[j], minutes, share, cfg)),
             )
             for (minutes, j), w in zip(group, weights, strict=True)
+            for share in (w / total,)
         )
         score = float(ctx.p[i])
         recommendations.append(

@@ -31,7 +31,13 @@ from hub.coordination.alerts_rules import (
     plan_alerts,
 )
 from hub.coordination.config import RegionConfig
-from hub.coordination.diversion import CLASS_LABEL, Neighbourhood, Recommendation, neighbourhood
+from hub.coordination.diversion import (
+    CLASS_LABEL,
+    Neighbourhood,
+    Recommendation,
+    neighbourhood,
+    routes_inputs,
+)
 from hub.coordination.gcpause import paused_gc
 from hub.coordination.governed import COORDINATE
 from hub.coordination.region import RegionEvaluation, evaluate_region
@@ -359,12 +365,16 @@ class _Pending(NamedTuple):
     key: Any  # the inputs key the words were made from, when the kept copy has it
 
 
-def _words(rec: Recommendation) -> tuple[Any, ...]:
+def _words(rec: Recommendation, routes: list[dict[str, Any]] | None = None) -> tuple[Any, ...]:
     """What a recommendation's row says (the columns of ``_RENEWED_FIELDS`` but the expiry):
-    score, route rows, kept classes, explanation, figures, no_forecast."""
+    score, route rows, kept classes, explanation, figures, no_forecast. ``routes``: the
+    stored route rows of routes made from equal inputs (``diversion.routes_inputs``), kept
+    with their texts instead of built again."""
+    if routes is not None:
+        rec.known_route_texts([r["explanation"] for r in routes])
     return (
         rec.score,
-        _route_rows(rec),
+        _route_rows(rec) if routes is None else routes,
         [{"class": k.ambulance_class.value, "reason": k.reason} for k in rec.kept],
         rec.explanation,
         rec.figures,
@@ -471,20 +481,33 @@ def _store_recommendations(
             # with a reason): asking again every cycle would only train people to click.
             # The advice returns when the decision expires, or if it escalates.
             continue
-        signature = recommendation_signature(rec)
         key = rec.inputs_key
         old = pending.pop(hid, None)
+        # The kept words and the key they were made from, where that key holds.
+        kept_words: tuple[Any, ...] | None = None
+        kept_key: Any = None
+        if keys_hold and key is not None and old is not None and old.key is not None:
+            kept_words, kept_key = old.words, old.key
+        same_inputs = kept_words is not None and kept_key == key
+        # Equal keys mean the same advice (the key names the mode or status and each route's
+        # class and destination): its signature is the stored one, not worked out again.
+        if same_inputs and old is not None:
+            signature = old.signature
+        else:
+            signature = recommendation_signature(rec)
         if old is not None and old.signature == signature:
             # The same advice: renewed in place. While no figure's value changed (the
             # snapshot time moving alone is not a change) the stored words and figures stay
             # as they are, with ``figures_as_of``; else they are rewritten, only the columns
             # that changed. Made from the same inputs as the stored words, they would come
-            # out the same: not built at all.
-            if keys_hold and key is not None and old.words is not None and old.key == key:
+            # out the same: not built at all; routes made from the same inputs keep their
+            # stored rows and texts.
+            if same_inputs and kept_words is not None:
                 renewed_only.append((old.pk, rec.expires_at))
-                advice_after[old.pk] = (signature, old.words, key)
+                advice_after[old.pk] = (signature, kept_words, key)
                 continue
-            words = _words(rec)
+            same_routes = kept_words is not None and routes_inputs(kept_key) == routes_inputs(key)
+            words = _words(rec, kept_words[1] if same_routes and kept_words is not None else None)
             if old.words is not None and words_unchanged(old.words, words):
                 renewed_only.append((old.pk, rec.expires_at))
                 advice_after[old.pk] = (signature, old.words, key)

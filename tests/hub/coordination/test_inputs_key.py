@@ -5,6 +5,7 @@ equal words, whatever changed between the two minutes."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from hub.coordination.diversion import (
     Recommendation,
     RegionDiversion,
     evaluate_diversion,
+    routes_inputs,
 )
 from hub.coordination.state import Forecast, ForecastPoint, HospitalState, TravelTimes
 
@@ -118,12 +120,10 @@ def _by_hospital(ev: RegionDiversion) -> dict[str, Recommendation]:
     return {r.hospital: r for r in ev.recommendations}
 
 
-@KEYS
-@given(st.data())
-def test_equal_keys_mean_equal_words(data: st.DataObject) -> None:
+def _renewals(data: st.DataObject) -> Iterator[tuple[Recommendation, Recommendation]]:
     """Against one minute's advice, several later minutes, each with the clock moved on,
-    some snapshots renewed and one figure of one hospital changed: wherever the same advice
-    has the same key, it has the same words."""
+    some snapshots renewed and one figure of one hospital changed: each later advice that
+    is the same advice (the same signature) as before, with the one before."""
     states, travel, priors, mode = data.draw(pressed_regions())
     before = evaluate_diversion(states, travel, priors, NOW, DIVERSION, prior_mode=mode)
     old_recs = _by_hospital(before)
@@ -142,11 +142,52 @@ def test_equal_keys_mean_equal_words(data: st.DataObject) -> None:
         )
         for new in after.recommendations:
             old = old_recs.get(new.hospital)
-            if old is None or _signature(new) != _signature(old):
-                continue
-            key = new.inputs_key
-            if key is not None and key == old.inputs_key:
-                assert _words(new) == _words(old)
+            if old is not None and _signature(new) == _signature(old):
+                yield old, new
+
+
+@KEYS
+@given(st.data())
+def test_equal_keys_mean_equal_words(data: st.DataObject) -> None:
+    """Wherever the same advice has the same key, it has the same words."""
+    for old, new in _renewals(data):
+        key = new.inputs_key
+        if key is not None and key == old.inputs_key:
+            assert _words(new) == _words(old)
+
+
+def _route_words(rec: Recommendation) -> list[tuple[Any, ...]]:
+    """What a stored route row says (its class label follows from its class)."""
+    return [
+        (r.ambulance_class, r.destination, r.travel_minutes, r.share, r.alternates, r.explanation)
+        for r in rec.routes
+    ]
+
+
+@KEYS
+@given(st.data())
+def test_equal_route_inputs_mean_equal_routes(data: st.DataObject) -> None:
+    """Wherever the same advice has the same routes part of its key (``routes_inputs``),
+    whatever else changed, its routes say the same (a renewal keeps the stored route rows
+    and texts instead of building them)."""
+    for old, new in _renewals(data):
+        key, old_key = new.inputs_key, old.inputs_key
+        if key is not None and old_key is not None and routes_inputs(key) == routes_inputs(old_key):
+            assert _route_words(new) == _route_words(old)
+
+
+def test_known_route_texts_are_not_built_again() -> None:
+    """Route texts given before they are read are the routes' texts and the explanation
+    quotes them; a route's inputs changing changes the routes part of the key."""
+    first, _ = _load_balancing(occupied_b=18)
+    a = _by_hospital(first)["A"]
+    texts = [f"route text {k}" for k in range(len(a.routes))]
+    a.known_route_texts(texts)
+    assert [r.explanation for r in a.routes] == texts
+    assert all(t in a.explanation for t in texts)
+    second, _ = _load_balancing(occupied_b=19)
+    a2 = _by_hospital(second)["A"]
+    assert routes_inputs(a2.inputs_key) != routes_inputs(_by_hospital(first)["A"].inputs_key)
 
 
 @PROPERTY
