@@ -16,7 +16,8 @@ import ipaddress
 import json
 import logging
 import re
-import uuid
+import secrets
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -77,13 +78,22 @@ def client_ip(request: HttpRequest) -> str | None:
         return None
 
 
+def new_request_id() -> str:
+    """32 hex digits that sort by time: the milliseconds since 1970 (12 digits), then 80
+    random bits (as UUIDv7 orders them). The audit log's index on request ids then grows at
+    its right-hand end, whose pages stay in memory. With uuid4's random ids every insert
+    went to a random leaf of that index, and once the index outgrew the cache each API
+    request read a page from disk before it could answer (docs/hub.md, "API load", night)."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
 def request_id(request: HttpRequest) -> str:
     """The request id from the proxy (``X-Request-ID``) when well-formed, else a new one."""
     existing = getattr(request, "request_id", None)
     if existing:
         return str(existing)
     supplied = request.headers.get(REQUEST_ID_HEADER, "")
-    rid = supplied if _REQUEST_ID_RE.match(supplied) else uuid.uuid4().hex
+    rid = supplied if _REQUEST_ID_RE.match(supplied) else new_request_id()
     request.request_id = rid  # type: ignore[attr-defined]
     return rid
 

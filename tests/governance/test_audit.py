@@ -244,3 +244,15 @@ def test_the_audit_log_samples_only_the_columns_its_queries_filter_by() -> None:
     filtered |= {"hospital_ids", "chain_seq"}
     assert {c for c, t in targets.items() if t == 10} == filtered
     assert {c for c, t in targets.items() if t == 0} == set(targets) - filtered
+
+
+def test_new_request_ids_sort_by_time_so_the_index_grows_at_its_end(monkeypatch) -> None:
+    # Random ids (uuid4) sent every audit insert to a random leaf of governance_audit_request.
+    clock = iter([1_795_000_000_000_000_000 + n * 1_000_000 for n in range(50)])
+    monkeypatch.setattr(audit.time, "time_ns", lambda: next(clock))
+    ids = [audit.new_request_id() for _ in range(50)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 50
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert all(audit._REQUEST_ID_RE.match(i) for i in ids)
+    assert ids[0].startswith(f"{1_795_000_000_000:012x}")
