@@ -1,16 +1,17 @@
 """Which registry to expose, and serving it on a port of its own.
 
-Gunicorn and Celery's prefork pool run several processes; each writes its samples to files in
-``PROMETHEUS_MULTIPROC_DIR`` and the exposition merges them (prometheus_client's multiprocess
-mode). The variable must be set before ``prometheus_client`` is first imported, which the
-chart does in the container's environment. Without it (runserver, tests) the process's own
-default registry is exposed.
+The web launcher's granian workers and Celery's prefork pool run several processes; each
+writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` and the exposition merges them
+(prometheus_client's multiprocess mode). The variable must be set before ``prometheus_client``
+is first imported, which the chart does in the container's environment. Without it
+(runserver, tests) the process's own default registry is exposed.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 
@@ -48,9 +49,10 @@ def metrics_port() -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
-def serve_metrics(port: int, registry: CollectorRegistry | None = None) -> None:
+def serve_metrics(port: int, registry: CollectorRegistry | None = None) -> WSGIServer:
     """Serve ``registry`` (default: :func:`exposition_registry`) at ``/metrics`` on ``port``,
-    in a daemon thread. Every interface: Prometheus scrapes the pod's address, and the
-    chart's NetworkPolicy admits only Prometheus to this port."""
+    in a daemon thread; the server is returned. Every interface: Prometheus scrapes the pod's
+    address, and the chart's NetworkPolicy admits only Prometheus to this port."""
     host = os.environ.get("METRICS_HOST", "0.0.0.0")  # noqa: S104  # nosec B104
-    start_http_server(port, addr=host, registry=registry or exposition_registry())
+    server, _ = start_http_server(port, addr=host, registry=registry or exposition_registry())
+    return server

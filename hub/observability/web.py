@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from deid.logformat import log_context
 from governance.audit import REQUEST_ID_HEADER, request_id
@@ -26,6 +26,13 @@ HTTP_LATENCY = Histogram(
     "Time from the request entering the first middleware to its response leaving it",
     ["view", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+# One per process serving requests; "livesum": a dead worker's share is dropped from the sum
+# (the web launcher marks it dead), so it reads as the workers alive right now.
+WEB_PROCESSES = Gauge(
+    "hub_web_processes",
+    "Processes serving web requests (each web worker counts 1 while it lives)",
+    multiprocess_mode="livesum",
 )
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -44,6 +51,8 @@ class RequestObservabilityMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        # Django builds the middleware once per process, when the WSGI handler loads.
+        WEB_PROCESSES.set(1)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()

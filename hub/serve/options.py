@@ -1,0 +1,143 @@
+"""The web server's settings: command-line arguments over ``WEB_*`` variables over defaults.
+
+The defaults are what scripts/demo ran and every published load figure measured (docs/hub.md,
+"API load"): 4 worker processes, each running the WSGI app on one blocking thread with one
+Rust runtime thread; threads of one process queue on the GIL, so concurrency comes from
+processes. The chart sets the same variables from ``web.server.*``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 4
+    blocking_threads: int = 1
+    runtime_threads: int = 1
+    # Connections the kernel queues before granian accepts them (granian's minimum is 128).
+    backlog: int = 1024
+    # Requests one worker accepts before it stops reading new ones; None: backlog ÷ workers,
+    # granian's own default.
+    backpressure: int | None = None
+    # On SIGTERM (and a respawn) a worker gets this long to finish its requests, then SIGKILL.
+    workers_kill_timeout: int = 20
+    # Replace each worker after this many seconds (at least 60); None: never.
+    workers_lifetime: int | None = None
+    respawn_failed_workers: bool = True
+    access_log: bool = True
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, not {value!r}") from None
+
+
+def _bool(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise SystemExit(f"{name} must be true or false, not {value!r}")
+
+
+def options_from_env(environ: Mapping[str, str]) -> ServerOptions:
+    """``WEB_HOST``, ``WEB_PORT``, ``WEB_WORKERS``, ``WEB_BLOCKING_THREADS``,
+    ``WEB_RUNTIME_THREADS``, ``WEB_BACKLOG``, ``WEB_BACKPRESSURE``,
+    ``WEB_WORKERS_KILL_TIMEOUT``, ``WEB_WORKERS_LIFETIME``, ``WEB_RESPAWN_FAILED_WORKERS``,
+    ``WEB_ACCESS_LOG``; an unset or empty variable keeps the default."""
+    base = ServerOptions()
+
+    def get(name: str) -> str | None:
+        value = environ.get(f"WEB_{name}", "").strip()
+        return value or None
+
+    def number(name: str, default: int) -> int:
+        value = get(name)
+        return default if value is None else _int(value, f"WEB_{name}")
+
+    def optional(name: str) -> int | None:
+        value = get(name)
+        return None if value is None else _int(value, f"WEB_{name}")
+
+    def flag(name: str, default: bool) -> bool:
+        value = get(name)
+        return default if value is None else _bool(value, f"WEB_{name}")
+
+    return ServerOptions(
+        host=get("HOST") or base.host,
+        port=number("PORT", base.port),
+        workers=number("WORKERS", base.workers),
+        blocking_threads=number("BLOCKING_THREADS", base.blocking_threads),
+        runtime_threads=number("RUNTIME_THREADS", base.runtime_threads),
+        backlog=number("BACKLOG", base.backlog),
+        backpressure=optional("BACKPRESSURE"),
+        workers_kill_timeout=number("WORKERS_KILL_TIMEOUT", base.workers_kill_timeout),
+        workers_lifetime=optional("WORKERS_LIFETIME"),
+        respawn_failed_workers=flag("RESPAWN_FAILED_WORKERS", base.respawn_failed_workers),
+        access_log=flag("ACCESS_LOG", base.access_log),
+    )
+
+
+def check(options: ServerOptions) -> ServerOptions:
+    """Refuse what granian would refuse later, or silently change, with a message now."""
+    problems = []
+    if not 0 < options.port < 65536:
+        problems.append("the port must be 1-65535")
+    problems.extend(
+        f"{name} must be at least 1"
+        for name in ("workers", "blocking_threads", "runtime_threads")
+        if getattr(options, name) < 1
+    )
+    if options.backlog < 128:
+        problems.append("the backlog must be at least 128 (granian raises a smaller one)")
+    if options.backpressure is not None and options.backpressure < 1:
+        problems.append("backpressure must be at least 1")
+    if options.workers_kill_timeout < 1:
+        # granian's "no timeout" would wait for a stuck worker for ever, past the pod's grace.
+        problems.append("the workers' kill timeout must be at least 1 second")
+    if options.workers_lifetime is not None and options.workers_lifetime < 60:
+        problems.append("the workers' lifetime must be at least 60 seconds (granian's minimum)")
+    if problems:
+        raise SystemExit("hub.serve: " + "; ".join(problems))
+    return options
+
+
+def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> ServerOptions:
+    """Arguments win over the environment, which wins over the defaults."""
+    env = options_from_env(environ)
+    parser = argparse.ArgumentParser(
+        prog="python -m hub.serve",
+        description="Serve hub.wsgi with granian (docs/deploy.md, 'The web server').",
+    )
+    parser.add_argument("--host", default=env.host)
+    parser.add_argument("--port", type=int, default=env.port)
+    parser.add_argument("--workers", type=int, default=env.workers)
+    parser.add_argument("--blocking-threads", type=int, default=env.blocking_threads)
+    parser.add_argument("--runtime-threads", type=int, default=env.runtime_threads)
+    parser.add_argument("--backlog", type=int, default=env.backlog)
+    parser.add_argument("--backpressure", type=int, default=env.backpressure)
+    parser.add_argument("--workers-kill-timeout", type=int, default=env.workers_kill_timeout)
+    parser.add_argument("--workers-lifetime", type=int, default=env.workers_lifetime)
+    parser.add_argument(
+        "--respawn-failed-workers",
+        action=argparse.BooleanOptionalAction,
+        default=env.respawn_failed_workers,
+    )
+    parser.add_argument(
+        "--access-log", action=argparse.BooleanOptionalAction, default=env.access_log
+    )
+    args = parser.parse_args(list(argv))
+    return check(ServerOptions(**vars(args)))
