@@ -1,0 +1,154 @@
+"""The launcher for real: granian with two workers, the merged metrics on METRICS_PORT, a
+killed worker replaced and forgotten, SIGTERM ending it cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.slow
+T = TypeVar("T")
+
+_PROCESSES = re.compile(r"^hub_web_processes ([0-9.]+)$", re.MULTILINE)
+_HEALTHZ = re.compile(
+    r'^hub_http_requests_total\{method="GET",status="200",view="healthz"\} ([0-9.]+)$',
+    re.MULTILINE,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+        # granian sends header names in lower case.
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        return response.status, response.read().decode(), headers
+
+
+def _until(what: str, probe: Callable[[], T | None], seconds: float) -> T:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            value = probe()
+        except OSError:
+            value = None
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {seconds:.0f} s")
+        time.sleep(0.2)
+
+
+def _sample(pattern: re.Pattern[str], metrics_url: str) -> float | None:
+    match = pattern.search(_get(metrics_url)[1])
+    return float(match.group(1)) if match else None
+
+
+def _worker_pids(directory: Path, launcher: int) -> set[int]:
+    """Children of the launcher that have written their live gauge (their app is loaded)."""
+    pids = {int(p.stem.rsplit("_", 1)[1]) for p in directory.glob("gauge_livesum_*.db")}
+    return {pid for pid in pids if _parent(pid) == launcher}
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def test_the_launcher_serves_merged_metrics_replaces_a_killed_worker_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    multiproc = tmp_path / "prometheus"
+    multiproc.mkdir()
+    # A previous run's file (a container restart keeps its emptyDir): cleared at start.
+    (multiproc / "counter_999999.db").write_bytes(b"left over")
+    web, metrics = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        "METRICS_PORT": str(metrics),
+        "METRICS_HOST": "127.0.0.1",
+        "LOG_FORMAT": "json",
+        # No collected static manifest in a test checkout: DEBUG skips the manifest lookup.
+        "DJANGO_DEBUG": "true",
+    }
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "hub.serve", "--port", str(web), "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its workers stop with it in the finally below
+    )
+    healthz = f"http://127.0.0.1:{web}/healthz"
+    metrics_url = f"http://127.0.0.1:{metrics}/metrics"
+    try:
+        _until("healthz answers", lambda: _get(healthz)[0] == 200, 90)
+        # Each worker counts itself once its app is loaded: 2 is the sum of both files.
+        _until("both workers counted", lambda: _sample(_PROCESSES, metrics_url) == 2.0, 60)
+        assert not (multiproc / "counter_999999.db").exists()
+        workers = _worker_pids(multiproc, launcher.pid)
+        assert len(workers) == 2
+
+        before = _sample(_HEALTHZ, metrics_url) or 0.0
+        for n in range(20):
+            status, _, headers = _get(healthz, {"X-Request-ID": f"serve-test-{n:04d}"})
+            assert status == 200
+            assert headers["x-request-id"] == f"serve-test-{n:04d}"
+        assert _sample(_HEALTHZ, metrics_url) == before + 20
+
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        # granian respawns it; the reaper drops the dead one's live gauge file.
+        replacement = _until(
+            "a replacement worker",
+            lambda: (_worker_pids(multiproc, launcher.pid) - workers) or None,
+            60,
+        )
+        assert len(replacement) == 1
+        _until(
+            "the dead worker's live gauge reaped",
+            lambda: not (multiproc / f"gauge_livesum_{victim}.db").exists(),
+            30,
+        )
+        assert _sample(_PROCESSES, metrics_url) == 2.0
+        assert _get(healthz)[0] == 200
+
+        started = time.monotonic()
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(timeout=15) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait(10)
+        output = launcher.stdout.read().decode() if launcher.stdout else ""
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "hub.access"]
+    assert {"serve-test-0000", "serve-test-0019"} <= {line.get("request_id") for line in access}
+    assert any(
+        line["logger"] == "hub.observability.launcher"
+        and f"worker {victim} gone" in line["message"]
+        for line in lines
+    )
