@@ -7,7 +7,7 @@
 Goal (issue #5): 50 hospitals each sending one ADT update a second, p99 under 1 s.
 
 What runs (everything started here, stopped at the end, also on Ctrl-C or failure):
-- the hub web as the demo runs it (granian serving hub.wsgi, 4 workers) on a free port
+- the hub web as the demo runs it (``python -m hub.serve``, granian, 4 workers) on a free port
   in 18800-18899 (bench_load uses 18600-18699), and one ``manage.py consume`` on a regional
   topic of this run's own;
 - per hospital, the real processes of the pipeline: ``python -m site_agent run`` (with its

@@ -6,11 +6,11 @@
 
 Goal (issue #5): 500 requests/s for 10 minutes, p99 under 250 ms and no errors.
 
-What runs: the hub as the demo runs it (granian serving hub.wsgi, real PostgreSQL and Redis;
-``--server gunicorn`` for comparison) on a free port in 18700-18799 (``--ports``), and
-vegeta v12.13.0 (``bench/vegeta.py``; installed on demand into ``.local/go/bin`` with the
-Go toolchain) as the load generator: native, open-model, a constant rate whatever the
-answers take (no coordinated omission). Before that,
+What runs: the hub as the demo runs it (``python -m hub.serve``: granian serving hub.wsgi;
+real PostgreSQL and Redis; ``--server gunicorn`` for comparison) on a free port in
+18700-18799 (``--ports``), and vegeta v12.13.0 (``bench/vegeta.py``; installed on demand
+into ``.local/go/bin`` with the Go toolchain) as the load generator: native, open-model, a
+constant rate whatever the answers take (no coordinated omission). Before that,
 in this database: ``--hospitals`` synthetic hospitals (the demo's 6 by default; an ED and six
 wards each; site codes ``LOD001``..; deactivated again at the end), ``--hours`` of one-minute
 census snapshots for every unit signed and ingested through the real ingest path

@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# The web server as the demo starts it (scripts/demo starts the same): granian, 4 worker
-# processes, each running the WSGI app on one thread. Its HTTP handling is native (Rust) and
-# keeps connections alive, where gunicorn's sync workers parse in Python and close every
-# connection after one request: /healthz cost 0.69 ms of server CPU a request against 1.21
-# ms (docs/hub.md, "API load"). Threads share a GIL: 2 workers x 4 gthread threads served
-# 100 mixed requests/s with p50 4.4 s; one thread a process avoids that.
+# The web server as the demo, the image and the chart start it: ``python -m hub.serve``
+# (granian, 4 worker processes, each running the WSGI app on one thread). Its HTTP handling is
+# native (Rust) and keeps connections alive, where gunicorn's sync workers parse in Python and
+# close every connection after one request: /healthz cost 0.69 ms of server CPU a request
+# against 1.21 ms (docs/hub.md, "API load"). Threads share a GIL: 2 workers x 4 gthread
+# threads served 100 mixed requests/s with p50 4.4 s; one thread a process avoids that.
 WEB_SERVER = "granian"
 WEB_WORKERS = 4
 WEB_THREADS = 1
@@ -153,21 +153,20 @@ def web_command(
     server: str = WEB_SERVER,
     host: str = "127.0.0.1",
 ) -> list[str]:
-    """The command that serves hub.wsgi on ``port``: granian (the demo's) or gunicorn (sync
-    workers when ``threads`` is 1, gthread otherwise; kept for comparison)."""
+    """The command that serves hub.wsgi on ``port``: the hub's launcher, granian (the demo's
+    and the chart's), or gunicorn (sync workers when ``threads`` is 1, gthread otherwise;
+    kept for comparison)."""
     bindir = Path(sys.executable).parent
     if server == "granian":
         return [
-            str(bindir / "granian"),
-            "--interface", "wsgi",
+            sys.executable, "-m", "hub.serve",
             "--host", host,
             "--port", str(port),
             "--workers", str(workers),
             "--blocking-threads", str(threads),
-            "--runtime-threads", "1",
-            "--no-ws",
-            "--workers-kill-timeout", "20",
-            "hub.wsgi:application",
+            # The published figures were measured without an access line (granian's CLI
+            # without --access-log); a deployment writes one (~1 log call a request).
+            "--no-access-log",
         ]  # fmt: skip
     if server == "gunicorn":
         return [

@@ -1,0 +1,26 @@
+"""The demo and the benches start the web through the launcher, as the image and chart do."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from bench import hubrun
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_demo_starts_the_web_with_the_launcher() -> None:
+    demo = (ROOT / "scripts" / "demo").read_text(encoding="utf-8")
+    (line,) = [line for line in demo.splitlines() if line.startswith("start_bg demo-web ")]
+    assert re.search(r"\bpython -m hub\.serve\b", line)
+    assert "granian" not in line  # no second set of server flags to drift from the chart's
+
+
+def test_the_benches_start_the_launcher_and_gunicorn_only_when_asked() -> None:
+    command = hubrun.web_command(18701)
+    assert command[:3] == [sys.executable, "-m", "hub.serve"]
+    assert command[command.index("--workers") + 1] == str(hubrun.WEB_WORKERS)
+    gunicorn = hubrun.web_command(18701, server="gunicorn")
+    assert Path(gunicorn[0]).name == "gunicorn"
