@@ -7,6 +7,7 @@ path (a 404 is ``unresolved``), and the standard methods.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -27,13 +28,21 @@ HTTP_LATENCY = Histogram(
     ["view", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
-# One per process serving requests; "livesum": a dead worker's share is dropped from the sum
-# (the web launcher marks it dead), so it reads as the workers alive right now.
-WEB_PROCESSES = Gauge(
-    "hub_web_processes",
-    "Processes serving web requests (each web worker counts 1 while it lives)",
-    multiprocess_mode="livesum",
-)
+
+
+@functools.cache
+def web_processes() -> Gauge:
+    """One per process serving requests; "livesum": a dead worker's share is dropped from the
+    sum (the web launcher marks it dead), so it reads as the workers alive right now. Made on
+    first use, not at import: a gauge without labels writes its multiprocess file when it is
+    made, and ``manage.py`` commands that import this module serve no request."""
+    return Gauge(
+        "hub_web_processes",
+        "Processes serving web requests (each web worker counts 1 while it lives)",
+        multiprocess_mode="livesum",
+    )
+
+
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -52,7 +61,7 @@ class RequestObservabilityMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         # Django builds the middleware once per process, when the WSGI handler loads.
-        WEB_PROCESSES.set(1)
+        web_processes().set(1)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()

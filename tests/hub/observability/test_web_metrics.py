@@ -105,3 +105,10 @@ def test_metrics_view_wants_the_bearer_token_when_one_is_set(client: Client, set
 def test_metrics_is_not_an_audited_user_action(settings: Any) -> None:
     assert "/metrics" in settings.GOVERNANCE_AUDIT_EXEMPT_PATHS
     assert "metrics" in settings.GOVERNANCE_UNGOVERNED_URLS
+
+
+def test_the_process_serving_requests_counts_itself_once(client: Client) -> None:
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/healthz").status_code == 200
+    # set(1), not inc(): a worker is one process however often its middleware is built.
+    assert REGISTRY.get_sample_value("hub_web_processes") == 1.0
