@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# One image for every process of Regional Twin Hub — hub web (gunicorn), Celery worker and
+# One image for every process of Regional Twin Hub — hub web (granian), Celery worker and
 # beat, hub consumer, migrations, the DE-ID worker and the site agent; the Helm charts choose
 # the command. Three stages: web-assets installs htmx and Chart.js from npm (package-lock.json);
 # build installs the project (no dev extras) into a virtualenv and collects the static files,
@@ -130,4 +130,6 @@ WORKDIR /app
 USER 10001:10001
 
 EXPOSE 8000
-CMD ["gunicorn", "hub.wsgi", "--bind", "0.0.0.0:8000"]
+# The web as the chart runs it: granian's workers serve hub.wsgi, the launcher serves their
+# merged metrics on METRICS_PORT when set (hub/serve; WEB_* variables set the rest).
+CMD ["python", "-m", "hub.serve", "--host", "0.0.0.0", "--port", "8000"]

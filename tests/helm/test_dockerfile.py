@@ -5,9 +5,10 @@ how its stages were checked by hand)."""
 
 from __future__ import annotations
 
+import json
 import re
 
-from tests.helm.charts import HUB_CHART, ROOT, SITE_CHART, load_values
+from tests.helm.charts import HUB_CHART, ROOT, SITE_CHART, Manifests, load_values
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 STAGES = re.split(r"(?m)^FROM ", DOCKERFILE)
@@ -91,3 +92,9 @@ def test_a_checkouts_installed_assets_stay_out_of_the_build_context() -> None:
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
     assert "**/node_modules" in ignored
     assert "hub/web/static/web/vendor" in ignored
+
+
+def test_the_image_starts_the_web_as_the_chart_does(hub: Manifests) -> None:
+    (cmd,) = re.findall(r"(?m)^CMD (.+)$", STAGES[-1])
+    (web,) = hub.pod("web").containers
+    assert json.loads(cmd) == web["command"]

@@ -10,7 +10,7 @@ from django.conf import settings
 from tests.helm.charts import HUB_CHART, Manifests, env_of, ports_of, render
 
 COMMANDS = {
-    "web": ["gunicorn", "hub.wsgi", "--bind", "0.0.0.0:8000"],
+    "web": ["python", "-m", "hub.serve", "--host", "0.0.0.0", "--port", "8000"],  # noqa: S104
     "worker": ["celery", "-A", "hub", "worker"],
     "coordinator": ["celery", "-A", "hub", "worker"],
     "beat": ["celery", "-A", "hub", "beat"],

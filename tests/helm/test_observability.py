@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from deid.kafka_security import kafka_security_config
+from hub.serve.options import parse_options
 from tests.helm.charts import HUB_CHART, Manifests, env_of, render
 
-MULTIPROCESS = ("web", "worker")  # gunicorn workers, Celery's prefork pool
+MULTIPROCESS = ("web", "worker")  # granian's worker processes, Celery's prefork pool
 
 
 def _volume_of(pod_spec: dict[str, Any], container: dict[str, Any], path: str) -> dict[str, Any]:
@@ -21,15 +20,50 @@ def _volume_of(pod_spec: dict[str, Any], container: dict[str, Any], path: str) -
     return volume
 
 
-def test_web_runs_gunicorn_with_the_metrics_hooks(hub: Manifests) -> None:
+def test_web_runs_the_launcher_with_the_server_values(hub: Manifests) -> None:
     (web,) = hub.pod("web").containers
-    args = shlex.split(env_of(web)["GUNICORN_CMD_ARGS"])
-    config = args[args.index("--config") + 1]
-    assert config == "python:hub.observability.gunicorn"
-    # The module the chart names exists and has the hooks that serve the merged metrics.
-    module = importlib.import_module(config.removeprefix("python:"))
-    for hook in ("on_starting", "when_ready", "child_exit"):
-        assert callable(getattr(module, hook)), hook
+    server = hub.values["web"]["server"]
+    # The launcher's own parser reads what the chart passes: the chart and the code agree.
+    options = parse_options(web["command"][3:], env_of(web))
+    assert web["command"][:3] == ["python", "-m", "hub.serve"]
+    assert (options.host, options.port) == ("0.0.0.0", 8000)  # noqa: S104 - the pod's port
+    assert options.workers == server["workers"]
+    assert options.blocking_threads == server["blockingThreads"]
+    assert options.runtime_threads == server["runtimeThreads"]
+    assert options.backlog == server["backlog"]
+    assert options.backpressure == server.get("backpressure")
+    assert options.workers_kill_timeout == server["workersKillTimeout"]
+    assert options.workers_lifetime == server.get("workersLifetime")
+    assert options.access_log is server["accessLog"]
+    # A worker that dies is replaced, as gunicorn's master did.
+    assert options.respawn_failed_workers is True
+
+
+def test_the_web_stops_inside_its_grace_period(hub: Manifests) -> None:
+    pod = hub.pod("web")
+    (web,) = pod.containers
+    options = parse_options(web["command"][3:], env_of(web))
+    pre_stop = web["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    # The kubelet counts the grace period from the preStop hook; SIGTERM comes after it,
+    # then granian gives each worker the kill timeout before SIGKILL.
+    assert (
+        int(pre_stop[1]) + options.workers_kill_timeout < pod.spec["terminationGracePeriodSeconds"]
+    )
+
+
+def test_the_server_values_reach_the_launcher(helm: str, tmp_path: Path) -> None:
+    extra = tmp_path / "server.yaml"
+    extra.write_text(
+        "web:\n  server:\n    workers: 6\n    backpressure: 32\n    workersLifetime: 3600\n"
+        "    accessLog: false\n",
+        encoding="utf-8",
+    )
+    (web,) = render(helm, HUB_CHART, [extra]).pod("web").containers
+    options = parse_options(web["command"][3:], env_of(web))
+    assert (options.workers, options.backpressure) == (6, 32)
+    assert options.workers_lifetime == 3600
+    assert options.access_log is False
 
 
 def test_forking_processes_share_a_writable_multiprocess_directory(hub: Manifests) -> None:

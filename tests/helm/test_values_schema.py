@@ -11,7 +11,11 @@ from tests.helm.charts import HUB_CHART, SITE_CHART, run_helm
 # (values file text, words the error must contain). Most are the schema's, which `helm lint`
 # and `helm template` both enforce; a few compare two values, which JSON Schema cannot, and are
 # the chart's own `fail` checks: `helm template` (and install) stops, `helm lint` only logs them.
-TEMPLATE_ONLY = {"more consumers than partitions", "HPA minimum above maximum"}
+TEMPLATE_ONLY = {
+    "more consumers than partitions",
+    "HPA minimum above maximum",
+    "a web kill timeout past the grace period",
+}
 HUB_BAD = {
     "two schedulers": ("beat:\n  replicas: 2\n", "replicas"),
     "any host": ("django:\n  allowedHosts: ['*']\n", "allowedHosts"),
@@ -48,6 +52,16 @@ HUB_BAD = {
     ),
     "HPA minimum above maximum": ("web:\n  autoscaling: {minReplicas: 9, maxReplicas: 3}\n", "min"),
     "root user": ("securityContext:\n  runAsUser: 0\n", "runAsUser"),
+    "a web kill timeout past the grace period": (
+        "web:\n  terminationGracePeriodSeconds: 30\n  server: {workersKillTimeout: 25}\n",
+        "workersKillTimeout",
+    ),
+    "the old gunicorn settings": ("web:\n  gunicorn: {workers: 4, timeout: 30}\n", "gunicorn"),
+    "a backlog granian would raise": ("web:\n  server: {backlog: 64}\n", "backlog"),
+    "a worker lifetime under granian's minimum": (
+        "web:\n  server: {workersLifetime: 30}\n",
+        "workersLifetime",
+    ),
     "a typo": ("web:\n  replcas: 3\n", "replcas"),
 }
 SITE_BAD = {

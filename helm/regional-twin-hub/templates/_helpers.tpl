@@ -312,6 +312,10 @@ imagePullSecrets:
 {{- if gt (int $most) (int .Values.kafka.regionalTopicPartitions) -}}
 {{- fail (printf "consumer: up to %v replicas but kafka.regionalTopicPartitions is %v; replicas beyond the partition count get no partition" $most .Values.kafka.regionalTopicPartitions) -}}
 {{- end -}}
+{{- $web := .Values.web -}}
+{{- if gt (add (int $web.server.workersKillTimeout) 10) (int $web.terminationGracePeriodSeconds) -}}
+{{- fail (printf "web.server.workersKillTimeout %v: with the 5 s preStop sleep and a margin it needs web.terminationGracePeriodSeconds of at least %v, not %v" $web.server.workersKillTimeout (add (int $web.server.workersKillTimeout) 10) $web.terminationGracePeriodSeconds) -}}
+{{- end -}}
 {{- range $host := .Values.django.allowedHosts -}}
 {{- if has $host (list "*" "0.0.0.0") -}}
 {{- fail (printf "django.allowedHosts: %q accepts any Host header" $host) -}}
