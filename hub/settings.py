@@ -284,7 +284,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 CELERY_WORKER_REDIRECT_STDOUTS = LOG_FORMAT != "json"
 
 # --- Metrics ---
-# Each process serves Prometheus metrics on METRICS_PORT (gunicorn's master for the web, the
+# Each process serves Prometheus metrics on METRICS_PORT (the web launcher hub.serve, the
 # Celery worker, `manage.py consume`); hub/observability. /metrics on the web port as well
 # only when METRICS_ENABLED, behind METRICS_TOKEN(_FILE) as a bearer token when set.
 METRICS_ENABLED = env_bool("METRICS_ENABLED", default=False)

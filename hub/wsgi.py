@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn hub.wsgi)."""
+"""WSGI entry point (``python -m hub.serve`` runs it under granian)."""
 
 import os
 
@@ -11,5 +11,5 @@ application = get_wsgi_application()
 
 # Django imports the URLconf (and with it every view module, DRF and the schema generator)
 # on a worker's first request: 2.5 s measured, paid by whichever request reaches a fresh
-# worker first. Import it now, while gunicorn boots the worker, before it accepts anything.
+# worker first. Import it now, while the server boots the worker, before it accepts anything.
 get_resolver().url_patterns  # noqa: B018

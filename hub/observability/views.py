@@ -2,8 +2,8 @@
 
 Off unless ``METRICS_ENABLED``; with ``METRICS_TOKEN`` (or ``METRICS_TOKEN_FILE``) set, only a
 request with ``Authorization: Bearer <token>`` gets the figures. The Helm chart does not use
-it: gunicorn's master serves the same registry on ``METRICS_PORT``, a port the ingress never
-routes and the NetworkPolicy opens to Prometheus alone (hub/observability/gunicorn.py).
+it: the web launcher serves the same registry on ``METRICS_PORT``, a port the ingress never
+routes and the NetworkPolicy opens to Prometheus alone (hub/observability/launcher.py).
 Not an audited user action: it exposes counters, no hub data (GOVERNANCE_AUDIT_EXEMPT_PATHS).
 """
 
