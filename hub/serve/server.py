@@ -55,12 +55,11 @@ def log_config() -> dict[str, Any]:
     }
 
 
-def load_application(target: str, *, access_log: bool) -> WSGIApp:
+def load_application(*, access_log: bool) -> WSGIApp:
     """In each worker (granian calls it after the fork): hub.wsgi's application, which sets
     Django up and imports the URLconf before the worker accepts anything."""
     from hub.wsgi import application
 
-    del target  # always hub.wsgi; granian passes its target string
     return with_access_log(application) if access_log else application
 
 
@@ -103,5 +102,7 @@ def run(options: ServerOptions) -> int:
         options.blocking_threads,
         options.workers_kill_timeout,
     )
-    server.serve(target_loader=partial(load_application, access_log=options.access_log))
+    server.serve(
+        target_loader=partial(load_application, access_log=options.access_log), wrap_loader=False
+    )
     return 0
