@@ -93,11 +93,27 @@ def test_the_launcher_serves_merged_metrics_replaces_a_killed_worker_and_stops_o
         # No collected static manifest in a test checkout: DEBUG skips the manifest lookup.
         "DJANGO_DEBUG": "true",
     }
+    # Its lines go to a file: a pipe nobody reads while it runs fills up, and a worker
+    # blocked writing its log would not stop on SIGTERM.
+    log_path = tmp_path / "launcher.log"
+    log_file = log_path.open("wb")
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "hub.serve", "--port", str(web), "--workers", "2"],
+        # A short kill timeout: a SIGTERM that reaches a replacement worker still loading
+        # the app is lost (granian 2.8.7), and that worker is killed at the timeout.
+        [
+            sys.executable,
+            "-m",
+            "hub.serve",
+            "--port",
+            str(web),
+            "--workers",
+            "2",
+            "--workers-kill-timeout",
+            "3",
+        ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log_file,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its workers stop with it in the finally below
     )
@@ -143,7 +159,8 @@ def test_the_launcher_serves_merged_metrics_replaces_a_killed_worker_and_stops_o
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGKILL)
             launcher.wait(10)
-        output = launcher.stdout.read().decode() if launcher.stdout else ""
+        log_file.close()
+    output = log_path.read_text()
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     access = [line for line in lines if line["logger"] == "hub.access"]
     assert {"serve-test-0000", "serve-test-0019"} <= {line.get("request_id") for line in access}
