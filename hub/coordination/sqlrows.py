@@ -92,7 +92,9 @@ def _rows(
     return names, ", ".join(exprs), json.dumps(rows, default=_plain, separators=(",", ":"))
 
 
-def _int_array(keys: Sequence[Any]) -> str:
+def int_array(keys: Sequence[Any]) -> str:
+    """Integer keys as one array literal (``%s::bigint[]``): one parameter, no per-element
+    quoting by the client-side binding."""
     return "{" + ",".join(str(int(k)) for k in keys) + "}"
 
 
@@ -370,7 +372,7 @@ def set_where_in(
         + (f" RETURNING {qn(key_column)}" if returning else "")
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, _int_array(keys), *guard_params])
+        cursor.execute(sql, [*params, int_array(keys), *guard_params])
         if returning:
             return [row[0] for row in cursor.fetchall()]
         return int(cursor.rowcount)
