@@ -148,14 +148,18 @@ def region_evaluate(*, region: Region, now: datetime | None = None) -> Evaluatio
     rules_ms = (time.perf_counter() - started) * 1000
 
     now_kept = kept.Kept(stamp=("", now))
-    _store_statuses(region, ev, hospitals, now, was, now_kept)
-    new, renewed, closed_recs = _store_recommendations(
-        region, ev, hospitals, now, stored, was, now_kept
-    )
-    _store_surge(region, ev.surge.changes, hospitals)
-    raised, resolved, escalated = _store_alerts(
-        region, ev.alerts, hospitals, now, config, stored, now_kept, previous
-    )
+    # The writes that need no answer go without waiting for the server, which applies them
+    # while the next rows are computed (a load-balancing minute's renewals while the alerts
+    # are planned); the surge changes last, as their COPY waits for everything sent.
+    with sqlrows.sent_ahead():
+        _store_statuses(region, ev, hospitals, now, was, now_kept)
+        new, renewed, closed_recs = _store_recommendations(
+            region, ev, hospitals, now, stored, was, now_kept
+        )
+        raised, resolved, escalated = _store_alerts(
+            region, ev.alerts, hospitals, now, config, stored, now_kept, previous
+        )
+        _store_surge(region, ev.surge.changes, hospitals)
 
     region_level = ev.surge.region
     state.mode = ev.diversion.mode.value
