@@ -432,7 +432,8 @@ def settle() -> None:
     stack: ExitStack | None = getattr(_AHEAD, "stack", None)
     if stack is not None:
         _AHEAD.stack = None
-        stack.close()
+        with connection.wrap_database_errors:  # raised as Django's errors, as at execute
+            stack.close()
 
 
 def _send(cursor: Any, sql: str, params: Sequence[Any]) -> int:
