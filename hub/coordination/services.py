@@ -129,9 +129,10 @@ def region_evaluate(*, region: Region, now: datetime | None = None) -> Evaluatio
 
     travel = _neighbourhood(region, config)
     hospitals = dict(Hospital.objects.filter(region=region).values_list("site_code", "pk"))
-    priors = inputs.priors(
-        region, statuses=None if was is None else (was.statuses, hospitals), state=state
-    )
+    # The stored statuses, kept by the last evaluation or read once (for the priors and to
+    # compare the new ones with).
+    statuses = was.statuses if was is not None else _stored_statuses(region)
+    priors = inputs.priors(region, statuses=(statuses, hospitals), state=state)
     closed = inputs.closed_by_decision(region)
     # What the stores compare with, read before any write (none of the writes touch it).
     stored = _Stored(
@@ -152,7 +153,7 @@ def region_evaluate(*, region: Region, now: datetime | None = None) -> Evaluatio
     # while the next rows are computed (a load-balancing minute's renewals while the alerts
     # are planned); the surge changes last, as their COPY waits for everything sent.
     with sqlrows.sent_ahead():
-        _store_statuses(region, ev, hospitals, now, was, now_kept)
+        _store_statuses(region, ev, hospitals, now, was, now_kept, existing=statuses)
         new, renewed, closed_recs = _store_recommendations(
             region, ev, hospitals, now, stored, was, now_kept
         )
@@ -253,23 +254,18 @@ def _store_statuses(
     now: datetime,
     was: kept.Kept | None = None,
     now_kept: kept.Kept | None = None,
+    *,
+    existing: Mapping[int, tuple[Any, ...]] | None = None,
 ) -> int:
     """Every evaluated hospital's status row: created if new, its values written only where
     they changed, and ``evaluated_at`` moved to ``now`` on all of them (one statement each).
-    The stored rows are compared with what the last evaluation kept (``was``) or, without
-    it, read. Returns the number of rows created or changed."""
+    The stored rows are compared with ``existing`` (by hospital id, ``_STATUS_FIELDS``) if
+    given, else with what the last evaluation kept (``was``), else read. Returns the number
+    of rows created or changed."""
     d, s = ev.diversion, ev.surge
     routes = {r.hospital: r.routes for r in d.recommendations}
-    existing: dict[int, tuple[Any, ...]]
-    if was is not None:
-        existing = was.statuses
-    else:
-        existing = {
-            row[0]: row[1:]
-            for row in m.HospitalStatus.objects.filter(hospital__region=region)
-            .order_by()
-            .values_list("hospital_id", *_STATUS_FIELDS)
-        }
+    if existing is None:
+        existing = was.statuses if was is not None else _stored_statuses(region)
     pressure = d.pressure.tolist()
     fresh = d.arrays.fresh.tolist()
     scores = s.score.tolist()
@@ -330,6 +326,27 @@ def _store_statuses(
     if same:
         sqlrows.set_where_in(m.HospitalStatus, "hospital", same, {"evaluated_at": now})
     return len(create) + len(change)
+
+
+# The region's stored status rows (``_STATUS_FIELDS`` after the hospital id), JSON as text.
+_STATUSES_SQL = """
+SELECT s.hospital_id, s.diversion_status, s.status_since, s.expires_at, s.destinations::text,
+    s.pressure, s.fresh, s.surge_level, s.level_since, s.surge_score
+FROM coordination_hospitalstatus s JOIN registry_hospital h ON h.id = s.hospital_id
+WHERE h.region_id = %s
+"""
+
+
+def _stored_statuses(region: Region) -> dict[int, tuple[Any, ...]]:
+    """The region's stored status rows by hospital id (``_STATUS_FIELDS``), as the kept copy
+    holds them: read when this worker has no kept copy."""
+    with connection.cursor() as cursor:
+        cursor.execute(_STATUSES_SQL, [region.pk])
+        rows = cursor.fetchall()
+    return {
+        hid: (status, since, expires, _json_loads(destinations), *rest)
+        for hid, status, since, expires, destinations, *rest in rows
+    }
 
 
 def _insert_statuses(columns: list[tuple[Any, ...]], now: datetime) -> None:
