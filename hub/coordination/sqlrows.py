@@ -39,6 +39,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import psycopg
 from django.db import connection, models, transaction
 
 
@@ -396,6 +397,7 @@ def set_where_in(
 # --- writes sent ahead ------------------------------------------------------------------------
 
 _AHEAD = threading.local()
+_PIPELINE_SUPPORTED = psycopg.Pipeline.is_supported
 
 
 @contextmanager
@@ -438,8 +440,9 @@ def settle() -> None:
 
 def _send(cursor: Any, sql: str, params: Sequence[Any]) -> int:
     """Execute a write whose answer is not needed: inside ``sent_ahead``, without waiting
-    for it (−1: the count is not known yet); else as usual, returning its row count."""
-    if not getattr(_AHEAD, "on", False):
+    for it (−1: the count is not known yet); else, or where the client library has no
+    pipeline mode (libpq before 14), as usual, returning its row count."""
+    if not getattr(_AHEAD, "on", False) or not _PIPELINE_SUPPORTED():
         cursor.execute(sql, params)
         return int(cursor.rowcount)
     if _AHEAD.stack is None:

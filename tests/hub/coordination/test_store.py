@@ -420,6 +420,22 @@ def test_writes_sent_ahead_are_applied_in_order_and_settled(
     assert sqlrows.update_rows(m.Alert, "id", pks, {"title": ["x", "y", "z"]}) == 3
 
 
+def test_without_pipeline_mode_writes_are_answered_at_once(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client library without pipeline mode (libpq before 14): the block sends nothing
+    ahead, and the writes are answered at once as outside it."""
+    monkeypatch.setattr(sqlrows, "_PIPELINE_SUPPORTED", lambda: False)
+    pks = sqlrows.copy_insert(m.Alert, _alert_columns(w, 2, timezone.now()))
+    with sqlrows.sent_ahead():
+        assert sqlrows.update_rows(m.Alert, "id", pks, {"title": ["a", "b"]}) == 2
+        assert connection.connection._pipeline is None
+    assert sorted(m.Alert.objects.filter(pk__in=pks).values_list("title", flat=True)) == [
+        "a",
+        "b",
+    ]
+
+
 def _sent_ahead_and_failing(pks: list[int]) -> None:
     from django.db import transaction
 
