@@ -791,6 +791,8 @@ def _load_balance(
     )
     advice_note = "Region saturated: load-balancing, no hospital closes"
     free = np.maximum(a.ed_free, 0.0).tolist()
+    # A destination's free places as its words say them (``_lb_part``) and its key holds them.
+    free_places = [max(s.ed_free, 0) for s in states]
     fresh = a.fresh.tolist()
     rows = near.indexed(a.codes)
     recommendations: list[Recommendation] = []
@@ -809,18 +811,16 @@ def _load_balance(
                 break
         weights = [free[j] + 1.0 for _, j in group]
         total = sum(weights)
-        # Positional: some 30,000 routes a minute (keywords cost a third more each).
+        # Positional: some 30,000 routes a minute (keywords cost a third more each). Each
+        # route's part of the inputs key (``_lb_inputs``) is made with it.
+        shares = [w / total for w in weights]
         routes = tuple(
-            Route(
-                general,
-                codes[j],
-                minutes,
-                share,
-                (),
-                _Once(partial(_lb_part, states[j], minutes, share, cfg)),
-            )
-            for (minutes, j), w in zip(group, weights, strict=True)
-            for share in (w / total,)
+            Route(general, codes[j], minutes, share, (), _LbPart(states[j], minutes, share))
+            for (minutes, j), share in zip(group, shares, strict=True)
+        )
+        parts = tuple(
+            (codes[j], minutes, share, free_places[j])
+            for (minutes, j), share in zip(group, shares, strict=True)
         )
         score = float(ctx.p[i])
         recommendations.append(
@@ -835,7 +835,7 @@ def _load_balance(
                 expires_at=expires,
                 text=_Once(partial(_lb_text, advice_note, i, routes, ctx, cfg)),
                 numbers=_Once(partial(_numbers, i, True, routes, ctx)),
-                inputs=partial(_lb_inputs, advice_note, i, routes, ctx),
+                inputs=partial(_lb_inputs, advice_note, i, parts, ctx),
             )
         )
     return RegionDiversion(
@@ -859,23 +859,34 @@ def _lb_text(
     )
 
 
-def _lb_inputs(advice_note: str, i: int, routes: tuple[Route, ...], ctx: _Ctx) -> tuple[Any, ...]:
-    """What ``_lb_text``, ``_numbers`` and the routes' texts read (``inputs_key``): of a
-    destination, only its free places (a full ED's are 0, however far over it is)."""
-    states, where = ctx.states, ctx.where
-    return (
-        advice_note,
-        ctx.hospital_key(i),
-        tuple(
-            (r.destination, r.travel_minutes, r.share, max(states[where[r.destination]].ed_free, 0))
-            for r in routes
-        ),
-    )
+def _lb_inputs(
+    advice_note: str, i: int, routes: tuple[tuple[Any, ...], ...], ctx: _Ctx
+) -> tuple[Any, ...]:
+    """What ``_lb_text``, ``_numbers`` and the routes' texts read (``inputs_key``). ``routes``:
+    per route its destination, travel minutes, share and, of the destination, only its free
+    places (a full ED's are 0, however far over it is), made with the routes."""
+    return (advice_note, ctx.hospital_key(i), routes)
 
 
-def _lb_part(g: HospitalState, minutes: float, share: float, cfg: DiversionConfig) -> str:
+def _lb_part(g: HospitalState, minutes: float, share: float) -> str:
     where = "here" if minutes == 0 else f"{round(minutes)} minutes away"
     return f"{explain.percent(share)} to {g.code} ({max(g.ed_free, 0)} ED beds free, {where})"
+
+
+class _LbPart(_Once):
+    """A load-balancing route's text (``_lb_part``), built once when read: one object per
+    route instead of a deferred call and its builder (some 30,000 routes a minute)."""
+
+    __slots__ = ("_g", "_minutes", "_share")
+
+    def __init__(self, g: HospitalState, minutes: float, share: float) -> None:
+        self._g, self._minutes, self._share = g, minutes, share
+        self._value = _Once
+
+    def __call__(self) -> Any:
+        if self._value is _Once:
+            self._value = _lb_part(self._g, self._minutes, self._share)
+        return self._value
 
 
 # --- explanations --------------------------------------------------------------------------------

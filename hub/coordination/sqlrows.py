@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any
 
 import orjson
+import psycopg
 from django.db import connection, models, transaction
 
 
@@ -92,7 +95,9 @@ def _rows(
     return names, ", ".join(exprs), json.dumps(rows, default=_plain, separators=(",", ":"))
 
 
-def _int_array(keys: Sequence[Any]) -> str:
+def int_array(keys: Sequence[Any]) -> str:
+    """Integer keys as one array literal (``%s::bigint[]``): one parameter, no per-element
+    quoting by the client-side binding."""
     return "{" + ",".join(str(int(k)) for k in keys) + "}"
 
 
@@ -162,11 +167,13 @@ def update_rows(
         f"WHERE t.{qn(key_column)} = v.{qn(key_column)}{guard}"
         + (f" RETURNING t.{qn(key_column)}" if returning else "")
     )
+    if returning:
+        settle()
     with connection.cursor() as cursor:
+        if not returning:
+            return _send(cursor, sql, [document, *params])
         cursor.execute(sql, [document, *params])
-        if returning:
-            return [row[0] for row in cursor.fetchall()]
-        return int(cursor.rowcount)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _sets(model: type[models.Model], columns: Sequence[str], append: Collection[str]) -> str:
@@ -208,6 +215,7 @@ def _update_staged(
         values.append(_copy_values(db_type, vals))
     sets = _sets(model, names[1:], append)
     guard, params = _guard(model, only_if, "t.")
+    settle()  # COPY is not allowed while statements are in flight
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {qn(stage)} ON COMMIT DROP AS "  # noqa: S608  # nosec B608
@@ -228,16 +236,18 @@ def _update_staged(
         # The planner knows nothing of a table filled in this transaction: without its row
         # count it may scan it once per row of the target (seconds for a few thousand).
         cursor.execute(f"ANALYZE {qn(stage)} ({qn(names[0])})")
-        cursor.execute(
+        update = (
             f"UPDATE {qn(table)} AS t SET {sets} FROM {qn(stage)} AS v "  # noqa: S608  # nosec B608
             f"WHERE t.{qn(names[0])} = v.{qn(names[0])}{guard}"
-            + (f" RETURNING t.{qn(names[0])}" if returning else ""),
-            params,
+            + (f" RETURNING t.{qn(names[0])}" if returning else "")
         )
-        result: int | list[int] = (
-            [row[0] for row in cursor.fetchall()] if returning else int(cursor.rowcount)
-        )
-        cursor.execute(f"TRUNCATE {qn(stage)}")
+        result: int | list[int]
+        if returning:
+            cursor.execute(update, params)
+            result = [row[0] for row in cursor.fetchall()]
+        else:
+            result = _send(cursor, update, params)
+        _send(cursor, f"TRUNCATE {qn(stage)}", [])
     return result
 
 
@@ -259,9 +269,14 @@ def insert_rows(
         f"SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS e"
         + (f" RETURNING {qn(pk)}" if returning else "")
     )
+    if returning:
+        settle()
     with connection.cursor() as cursor:
+        if not returning:
+            _send(cursor, sql, [document])
+            return []
         cursor.execute(sql, [document])
-        return [row[0] for row in cursor.fetchall()] if returning else []
+        return [row[0] for row in cursor.fetchall()]
 
 
 def copy_insert(model: type[models.Model], columns: Mapping[str, Sequence[Any]]) -> list[int]:
@@ -285,6 +300,7 @@ def copy_insert(model: type[models.Model], columns: Mapping[str, Sequence[Any]])
         names.append(column)
         values.append(_copy_values(db_type, vals))
     sql = f"COPY {qn(table)} ({', '.join(qn(c) for c in names)}) FROM STDIN"
+    settle()  # the keys are needed, and COPY is not allowed while statements are in flight
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -369,8 +385,69 @@ def set_where_in(
         f"WHERE {qn(key_column)} = ANY(%s::{key_type}[]){guard}"
         + (f" RETURNING {qn(key_column)}" if returning else "")
     )
+    if returning:
+        settle()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, _int_array(keys), *guard_params])
-        if returning:
-            return [row[0] for row in cursor.fetchall()]
+        if not returning:
+            return _send(cursor, sql, [*params, int_array(keys), *guard_params])
+        cursor.execute(sql, [*params, int_array(keys), *guard_params])
+        return [row[0] for row in cursor.fetchall()]
+
+
+# --- writes sent ahead ------------------------------------------------------------------------
+
+_AHEAD = threading.local()
+_PIPELINE_SUPPORTED = psycopg.Pipeline.is_supported
+
+
+@contextmanager
+def sent_ahead() -> Iterator[None]:
+    """Within this block, this module's writes that need no answer (updates and inserts
+    without ``returning``) are sent without waiting for the server (psycopg's pipeline
+    mode): the server applies them on its own core while this process computes what comes
+    next (a load-balancing minute's thousands of renewals while the alerts are planned).
+    Their answers, and any error, are taken at the next of this module's statements that
+    needs one (a ``COPY``, keys drawn, ``returning``), at ``settle``, or at the end of the
+    block; any other statement rides the pipeline and a fetch waits for it. Row counts of
+    writes sent ahead are not known (−1). Not for code that reads the row count of its own
+    writes (an ORM ``save`` does): keep it outside the block."""
+    if getattr(_AHEAD, "on", False):
+        yield
+        return
+    _AHEAD.on, _AHEAD.stack = True, None
+    try:
+        yield
+    except BaseException as exc:
+        stack, _AHEAD.stack = _AHEAD.stack, None
+        if stack is not None:
+            stack.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    else:
+        settle()
+    finally:
+        _AHEAD.on, _AHEAD.stack = False, None
+
+
+def settle() -> None:
+    """Wait for the answers of the writes sent ahead (raising the first error among them),
+    leaving pipeline mode; nothing to do outside ``sent_ahead`` or with none in flight."""
+    stack: ExitStack | None = getattr(_AHEAD, "stack", None)
+    if stack is not None:
+        _AHEAD.stack = None
+        with connection.wrap_database_errors:  # raised as Django's errors, as at execute
+            stack.close()
+
+
+def _send(cursor: Any, sql: str, params: Sequence[Any]) -> int:
+    """Execute a write whose answer is not needed: inside ``sent_ahead``, without waiting
+    for it (−1: the count is not known yet); else, or where the client library has no
+    pipeline mode (libpq before 14), as usual, returning its row count."""
+    if not getattr(_AHEAD, "on", False) or not _PIPELINE_SUPPORTED():
+        cursor.execute(sql, params)
         return int(cursor.rowcount)
+    if _AHEAD.stack is None:
+        stack = ExitStack()
+        stack.enter_context(connection.connection.pipeline())
+        _AHEAD.stack = stack
+    cursor.execute(sql, params)
+    return -1

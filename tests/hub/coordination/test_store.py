@@ -381,3 +381,129 @@ def test_a_staged_update_looks_its_rows_up_by_key(w: World) -> None:
         indexes = [row[0] for row in cursor.fetchall()]
     assert len(indexes) == 1
     assert re.search(r"CREATE INDEX .* USING btree \(id\)$", indexes[0]), indexes
+
+
+@pytest.mark.parametrize("stage_from", [1, 10_000])
+def test_writes_sent_ahead_are_applied_in_order_and_settled(
+    w: World, monkeypatch: pytest.MonkeyPatch, stage_from: int
+) -> None:
+    """Inside ``sent_ahead`` an update without ``returning`` goes without waiting (count
+    unknown, −1); a later statement that needs an answer (``returning``, COPY) sees it
+    applied; the block leaves pipeline mode, and the rows hold what was sent."""
+    monkeypatch.setattr(sqlrows, "STAGE_FROM", stage_from)
+    now = timezone.now()
+    pks = sqlrows.copy_insert(m.Alert, _alert_columns(w, 3, now))
+    later = now + timedelta(minutes=5)
+    pipe = connection.connection
+    with sqlrows.sent_ahead():
+        assert sqlrows.update_rows(m.Alert, "id", pks, {"title": ["a", "b", "c"]}) == -1
+        assert pipe._pipeline is not None  # in flight
+        assert sqlrows.set_where_in(m.Alert, "id", pks[:1], {"last_seen_at": later}) == -1
+        # Needs an answer: waits for the writes before it, which it sees.
+        assert sqlrows.set_where_in(
+            m.Alert,
+            "id",
+            pks,
+            {"severity": "critical"},
+            only_if={"title": ["a", "c"]},
+            returning=True,
+        ) in ([pks[0], pks[2]], [pks[2], pks[0]])
+        assert pipe._pipeline is None
+        more = sqlrows.copy_insert(m.Alert, {**_alert_columns(w, 1, now), "key": ["more"]})
+        sqlrows.update_tuples(m.Alert, "id", ("message",), [(more[0], "sent ahead")])
+    assert pipe._pipeline is None
+    rows = list(m.Alert.objects.filter(pk__in=pks).order_by("pk").values_list("title", "severity"))
+    assert rows == [("a", "critical"), ("b", "warning"), ("c", "critical")]
+    assert m.Alert.objects.get(pk=pks[0]).last_seen_at == later
+    assert m.Alert.objects.get(pk=more[0]).message == "sent ahead"
+    # Outside the block: answered at once, as before.
+    assert sqlrows.update_rows(m.Alert, "id", pks, {"title": ["x", "y", "z"]}) == 3
+
+
+def test_without_pipeline_mode_writes_are_answered_at_once(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client library without pipeline mode (libpq before 14): the block sends nothing
+    ahead, and the writes are answered at once as outside it."""
+    monkeypatch.setattr(sqlrows, "_PIPELINE_SUPPORTED", lambda: False)
+    pks = sqlrows.copy_insert(m.Alert, _alert_columns(w, 2, timezone.now()))
+    with sqlrows.sent_ahead():
+        assert sqlrows.update_rows(m.Alert, "id", pks, {"title": ["a", "b"]}) == 2
+        assert connection.connection._pipeline is None
+    assert sorted(m.Alert.objects.filter(pk__in=pks).values_list("title", flat=True)) == [
+        "a",
+        "b",
+    ]
+
+
+def _sent_ahead_and_failing(pks: list[int]) -> None:
+    from django.db import transaction
+
+    with transaction.atomic(), sqlrows.sent_ahead():
+        sqlrows.update_rows(m.Alert, "id", pks, {"title": ["x", "y"]})
+        sqlrows.update_rows(m.Alert, "id", pks, {"escalation_level": [1, -1]})  # CHECK >= 0
+        assert connection.connection._pipeline is not None  # nothing has answered yet
+
+
+def test_an_error_of_a_write_sent_ahead_is_raised_by_the_block(w: World) -> None:
+    from django.db import IntegrityError
+
+    pks = sqlrows.copy_insert(m.Alert, _alert_columns(w, 2, timezone.now()))
+    with pytest.raises(IntegrityError):
+        _sent_ahead_and_failing(pks)
+    assert connection.connection._pipeline is None
+    # Rolled back to the savepoint, the connection usable.
+    assert list(m.Alert.objects.filter(pk__in=pks).values_list("title", flat=True)) != ["x", "y"]
+
+
+def test_the_evaluation_sends_its_renewals_ahead(w: World) -> None:
+    """A load-balancing minute's renewals go to the server without the evaluation waiting
+    for them (pipeline mode), and are stored."""
+    for s in (w.g, *w.others):
+        saturated(s)
+    t0 = timezone.now()
+    services.region_evaluate(region=w.region, now=t0)
+    ahead: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if connection.connection._pipeline is not None:
+            ahead.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        services.region_evaluate(region=w.region, now=t0 + timedelta(minutes=1))
+    assert any(
+        sql.startswith("UPDATE") and "coordination_diversionrecommendation" in sql for sql in ahead
+    ), ahead
+    assert connection.connection._pipeline is None
+    assert m.DiversionRecommendation.objects.filter(
+        region=w.region, state="pending", renewed_at=t0 + timedelta(minutes=1)
+    ).exists()
+
+
+def test_stored_words_read_back_as_django_reads_them(w: World) -> None:
+    """Without the kept copy the pending advice's and live alerts' words are read as JSON
+    text and decoded by orjson: the same values as through the models' JSON fields."""
+    for s in (w.g, *w.others):
+        saturated(s)
+    services.region_evaluate(region=w.region, now=timezone.now())
+    pending = services._pending(w.region, None)
+    assert pending
+    for p in pending.values():
+        row = m.DiversionRecommendation.objects.values_list(
+            "score", "routes", "kept", "explanation", "figures", "no_forecast"
+        ).get(pk=p.pk)
+        assert p.words == row
+        assert all(type(a) is type(b) for a, b in zip(p.words, row, strict=True))
+    live = {row[1]: row for row in services._live_alerts(w.region)}
+    words = services._alert_words(live, None)
+    assert words
+    for pk, kind, title, message, figures in m.Alert.objects.filter(pk__in=list(words)).values_list(
+        "pk", "kind", "title", "message", "figures"
+    ):
+        expected = (
+            services.members_of(figures)
+            if kind in services.GROUPED_KINDS
+            else (title, message, figures)
+        )
+        assert words[pk] == expected
