@@ -276,7 +276,12 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The web's access lines (hub.serve, web.server.accessLog) are switched by their own
+        # setting, not dropped by a quieter LOG_LEVEL.
+        "hub.access": {"level": "INFO"},
+    },
 }
 # Celery replaces the root logger's handlers with its own plain ones, and sends stdout and
 # stderr through a logger, unless told not to; either would break the JSON lines.

@@ -13,6 +13,7 @@ on the ``hub.access`` logger, with ``request_id`` as a field of its own in JSON 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,12 +24,19 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _REQUEST_ID = "x-request-id"
+# WSGI's PATH_INFO is percent-decoded: a "%0A" in a request would start a forged log line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escaped(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def access_line(environ: dict[str, Any], status: str, elapsed: float, request_id: str) -> str:
     target = environ.get("PATH_INFO", "")
     if environ.get("QUERY_STRING"):
         target = f"{target}?{environ['QUERY_STRING']}"
+    target = _escaped(target)
     return (
         f'"{environ.get("REQUEST_METHOD", "-")} {target} {environ.get("SERVER_PROTOCOL", "-")}" '
         f"{status.split(' ', 1)[0]} {elapsed * 1000:.2f}ms request_id={request_id or '-'}"

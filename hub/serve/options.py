@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,21 @@ def _bool(value: str, name: str) -> bool:
     raise SystemExit(f"{name} must be true or false, not {value!r}")
 
 
-def options_from_env(environ: Mapping[str, str]) -> ServerOptions:
+def options_from_env(
+    environ: Mapping[str, str], given: frozenset[str] = frozenset()
+) -> ServerOptions:
     """``WEB_HOST``, ``WEB_PORT``, ``WEB_WORKERS``, ``WEB_BLOCKING_THREADS``,
     ``WEB_RUNTIME_THREADS``, ``WEB_BACKLOG``, ``WEB_BACKPRESSURE``,
     ``WEB_WORKERS_KILL_TIMEOUT``, ``WEB_WORKERS_LIFETIME``, ``WEB_RESPAWN_FAILED_WORKERS``,
-    ``WEB_ACCESS_LOG``; an unset or empty variable keeps the default."""
+    ``WEB_ACCESS_LOG``; an unset or empty variable keeps the default. The options named in
+    ``given`` (set on the command line) are not read: a variable that means something else
+    there (``WEB_PORT=tcp://…`` from a Docker link or a Kubernetes service named ``web``)
+    cannot stop the launcher."""
     base = ServerOptions()
 
     def get(name: str) -> str | None:
+        if name.lower() in given:
+            return None
         value = environ.get(f"WEB_{name}", "").strip()
         return value or None
 
@@ -117,27 +124,22 @@ def check(options: ServerOptions) -> ServerOptions:
 
 def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> ServerOptions:
     """Arguments win over the environment, which wins over the defaults."""
-    env = options_from_env(environ)
     parser = argparse.ArgumentParser(
         prog="python -m hub.serve",
         description="Serve hub.wsgi with granian (docs/deploy.md, 'The web server').",
+        # Only what the command line gives; the rest comes from the environment below.
+        argument_default=argparse.SUPPRESS,
     )
-    parser.add_argument("--host", default=env.host)
-    parser.add_argument("--port", type=int, default=env.port)
-    parser.add_argument("--workers", type=int, default=env.workers)
-    parser.add_argument("--blocking-threads", type=int, default=env.blocking_threads)
-    parser.add_argument("--runtime-threads", type=int, default=env.runtime_threads)
-    parser.add_argument("--backlog", type=int, default=env.backlog)
-    parser.add_argument("--backpressure", type=int, default=env.backpressure)
-    parser.add_argument("--workers-kill-timeout", type=int, default=env.workers_kill_timeout)
-    parser.add_argument("--workers-lifetime", type=int, default=env.workers_lifetime)
-    parser.add_argument(
-        "--respawn-failed-workers",
-        action=argparse.BooleanOptionalAction,
-        default=env.respawn_failed_workers,
-    )
-    parser.add_argument(
-        "--access-log", action=argparse.BooleanOptionalAction, default=env.access_log
-    )
-    args = parser.parse_args(list(argv))
-    return check(ServerOptions(**vars(args)))
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--blocking-threads", type=int)
+    parser.add_argument("--runtime-threads", type=int)
+    parser.add_argument("--backlog", type=int)
+    parser.add_argument("--backpressure", type=int)
+    parser.add_argument("--workers-kill-timeout", type=int)
+    parser.add_argument("--workers-lifetime", type=int)
+    parser.add_argument("--respawn-failed-workers", action=argparse.BooleanOptionalAction)
+    parser.add_argument("--access-log", action=argparse.BooleanOptionalAction)
+    given = vars(parser.parse_args(list(argv)))
+    return check(replace(options_from_env(environ, frozenset(given)), **given))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import logging.config
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from deid.logformat import JsonFormatter
-from hub.serve.access import StartResponse, with_access_log
+from hub.serve.access import StartResponse, access_line, with_access_log
 
 
 def _app(request_id: str | None) -> Any:
@@ -58,3 +61,27 @@ def test_a_response_without_an_id_logs_a_dash(caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.INFO, logger="hub.access"):
         with_access_log(_app(None))(_environ(), lambda *a: None)
     assert caplog.records[0].getMessage().endswith(" request_id=-")
+
+
+def test_control_characters_in_the_target_cannot_start_a_line() -> None:
+    forged = '/x\n2026-11-25 INFO hub.access "GET /admin/ HTTP/1.1" 200'
+    line = access_line(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": forged, "QUERY_STRING": "a=\r\x1b"},
+        "200 OK",
+        0.001,
+        "rid",
+    )
+    assert not {"\n", "\r", "\x1b"} & set(line)
+    assert line.startswith('"GET /x\\x0a2026-11-25 INFO')
+    assert "?a=\\x0d\\x1b " in line
+
+
+def test_the_access_line_is_kept_when_the_log_level_is_quieter() -> None:
+    config: dict[str, Any] = copy.deepcopy(settings.LOGGING)
+    config["root"]["level"] = "WARNING"
+    logging.config.dictConfig(config)
+    try:
+        assert logging.getLogger("hub.access").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("hub.census").isEnabledFor(logging.INFO)
+    finally:
+        logging.config.dictConfig(settings.LOGGING)

@@ -81,3 +81,19 @@ def test_a_malformed_variable_is_named() -> None:
         options_from_env({"WEB_WORKERS": "four"})
     with pytest.raises(SystemExit, match="WEB_ACCESS_LOG must be true or false"):
         options_from_env({"WEB_ACCESS_LOG": "maybe"})
+
+
+def test_a_variable_the_command_line_overrides_is_not_read() -> None:
+    # A Docker link or a Kubernetes service named "web" injects WEB_PORT=tcp://…
+    linked = {"WEB_PORT": "tcp://10.0.0.5:80", "WEB_WORKERS": "2"}
+    options = parse_options(["--port", "8000"], linked)
+    assert (options.port, options.workers) == (8000, 2)
+    with pytest.raises(SystemExit, match="WEB_PORT"):
+        parse_options([], linked)
+
+
+def test_arguments_win_over_the_environment_for_the_switches() -> None:
+    env = {"WEB_ACCESS_LOG": "false", "WEB_RESPAWN_FAILED_WORKERS": "false"}
+    assert parse_options([], env).access_log is False
+    options = parse_options(["--access-log", "--respawn-failed-workers"], env)
+    assert (options.access_log, options.respawn_failed_workers) == (True, True)
