@@ -22,9 +22,14 @@ class ServerOptions:
     runtime_threads: int = 1
     # Connections the kernel queues before granian accepts them (granian's minimum is 128).
     backlog: int = 1024
-    # Requests one worker accepts before it stops reading new ones; None: backlog ÷ workers,
-    # granian's own default.
+    # Connections one worker holds open before it stops accepting new ones (granian's
+    # semaphore is taken per connection, and given back when the connection closes); None:
+    # backlog ÷ workers, granian's own default.
     backpressure: int | None = None
+    # Each worker answers every this many of its requests with ``Connection: close``, so
+    # that clients reconnect and the connections spread over the workers
+    # (hub/serve/keepalive.py); 0: never.
+    keepalive_requests: int = 100
     # On SIGTERM (and a respawn) a worker gets this long to finish its requests, then SIGKILL.
     workers_kill_timeout: int = 20
     # Replace each worker after this many seconds (at least 60); None: never.
@@ -57,7 +62,7 @@ def options_from_env(
     environ: Mapping[str, str], given: frozenset[str] = frozenset()
 ) -> ServerOptions:
     """``WEB_HOST``, ``WEB_PORT``, ``WEB_WORKERS``, ``WEB_BLOCKING_THREADS``,
-    ``WEB_RUNTIME_THREADS``, ``WEB_BACKLOG``, ``WEB_BACKPRESSURE``,
+    ``WEB_RUNTIME_THREADS``, ``WEB_BACKLOG``, ``WEB_BACKPRESSURE``, ``WEB_KEEPALIVE_REQUESTS``,
     ``WEB_WORKERS_KILL_TIMEOUT``, ``WEB_WORKERS_LIFETIME``, ``WEB_RESPAWN_FAILED_WORKERS``,
     ``WEB_ACCESS_LOG``; an unset or empty variable keeps the default. The options named in
     ``given`` (set on the command line) are not read: a variable that means something else
@@ -91,6 +96,7 @@ def options_from_env(
         runtime_threads=number("RUNTIME_THREADS", base.runtime_threads),
         backlog=number("BACKLOG", base.backlog),
         backpressure=optional("BACKPRESSURE"),
+        keepalive_requests=number("KEEPALIVE_REQUESTS", base.keepalive_requests),
         workers_kill_timeout=number("WORKERS_KILL_TIMEOUT", base.workers_kill_timeout),
         workers_lifetime=optional("WORKERS_LIFETIME"),
         respawn_failed_workers=flag("RESPAWN_FAILED_WORKERS", base.respawn_failed_workers),
@@ -112,6 +118,8 @@ def check(options: ServerOptions) -> ServerOptions:
         problems.append("the backlog must be at least 128 (granian raises a smaller one)")
     if options.backpressure is not None and options.backpressure < 1:
         problems.append("backpressure must be at least 1")
+    if options.keepalive_requests < 0:
+        problems.append("keepalive requests must be 0 (never close) or more")
     if options.workers_kill_timeout < 1:
         # granian's "no timeout" would wait for a stuck worker for ever, past the pod's grace.
         problems.append("the workers' kill timeout must be at least 1 second")
@@ -137,6 +145,7 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> ServerOpti
     parser.add_argument("--runtime-threads", type=int)
     parser.add_argument("--backlog", type=int)
     parser.add_argument("--backpressure", type=int)
+    parser.add_argument("--keepalive-requests", type=int)
     parser.add_argument("--workers-kill-timeout", type=int)
     parser.add_argument("--workers-lifetime", type=int)
     parser.add_argument("--respawn-failed-workers", action=argparse.BooleanOptionalAction)

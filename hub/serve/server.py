@@ -21,6 +21,7 @@ from granian.server.mp import MPServer
 from deid.logformat import PLAIN_FORMAT, log_format
 from hub.observability.launcher import LauncherMetrics
 from hub.serve.access import WSGIApp, with_access_log
+from hub.serve.keepalive import with_connection_recycling
 from hub.serve.options import ServerOptions
 
 log = logging.getLogger("hub.serve")
@@ -55,12 +56,15 @@ def log_config() -> dict[str, Any]:
     }
 
 
-def load_application(*, access_log: bool) -> WSGIApp:
+def load_application(*, access_log: bool, keepalive_requests: int = 0) -> WSGIApp:
     """In each worker (granian calls it after the fork): hub.wsgi's application, which sets
     Django up and imports the URLconf before the worker accepts anything."""
     from hub.wsgi import application
 
-    return with_access_log(application) if access_log else application
+    app: WSGIApp = application
+    if keepalive_requests:
+        app = with_connection_recycling(app, keepalive_requests)
+    return with_access_log(app) if access_log else app
 
 
 def build_server(options: ServerOptions) -> MPServer:
@@ -95,14 +99,24 @@ def run(options: ServerOptions) -> int:
     server.on_startup(metrics.before_workers)
     server.on_shutdown(metrics.after_workers)
     log.info(
-        "hub.wsgi on %s:%d: %d workers x %d blocking thread(s), kill timeout %d s",
+        "hub.wsgi on %s:%d: %d workers x %d blocking thread(s), kill timeout %d s, %s",
         options.host,
         options.port,
         options.workers,
         options.blocking_threads,
         options.workers_kill_timeout,
+        (
+            f"a worker closes a connection every {options.keepalive_requests} requests"
+            if options.keepalive_requests
+            else "connections kept open"
+        ),
     )
     server.serve(
-        target_loader=partial(load_application, access_log=options.access_log), wrap_loader=False
+        target_loader=partial(
+            load_application,
+            access_log=options.access_log,
+            keepalive_requests=options.keepalive_requests,
+        ),
+        wrap_loader=False,
     )
     return 0

@@ -12,10 +12,30 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_demo_starts_the_web_with_the_launcher() -> None:
-    demo = (ROOT / "scripts" / "demo").read_text(encoding="utf-8")
+    demo = (ROOT / "scripts" / "demo").read_text(encoding="utf-8").replace("\\\n", " ")
     (line,) = [line for line in demo.splitlines() if line.startswith("start_bg demo-web ")]
     assert re.search(r"\bpython -m hub\.serve\b", line)
     assert "granian" not in line  # no second set of server flags to drift from the chart's
+    # Its merged metrics: a multiprocess directory of its own and a port.
+    assert "PROMETHEUS_MULTIPROC_DIR=$DEMO/metrics/web" in line
+    assert '"METRICS_PORT=$METRICS"' in line
+
+
+def test_each_forking_demo_process_merges_its_metrics_from_a_directory_of_its_own() -> None:
+    demo = (ROOT / "scripts" / "demo").read_text(encoding="utf-8").replace("\\\n", " ")
+    starts = [line for line in demo.splitlines() if line.startswith("start_bg demo-")]
+    directories = [
+        m.group(1)
+        for line in starts
+        for m in [re.search(r"PROMETHEUS_MULTIPROC_DIR=(\S+)", line)]
+        if m
+    ]
+    ports = [
+        m.group(1) for line in starts for m in [re.search(r'"METRICS_PORT=([^"]+)"', line)] if m
+    ]
+    # Each launcher empties its directory when it starts: a shared one would lose the others'.
+    assert len(directories) == len(set(directories)) == 3
+    assert len(ports) == len(set(ports)) == 4
 
 
 def test_the_benches_start_the_launcher_and_gunicorn_only_when_asked() -> None:

@@ -14,6 +14,12 @@ def test_the_defaults_are_what_the_load_figures_measured() -> None:
     assert options.respawn_failed_workers is True
     assert options.access_log is True
     assert options.host == "127.0.0.1"
+    assert options.keepalive_requests == 100
+
+
+def test_zero_keeps_connections_open() -> None:
+    assert parse_options(["--keepalive-requests", "0"], {}).keepalive_requests == 0
+    assert options_from_env({"WEB_KEEPALIVE_REQUESTS": "0"}).keepalive_requests == 0
 
 
 def test_the_environment_sets_every_option() -> None:
@@ -26,6 +32,7 @@ def test_the_environment_sets_every_option() -> None:
             "WEB_RUNTIME_THREADS": "2",
             "WEB_BACKLOG": "2048",
             "WEB_BACKPRESSURE": "64",
+            "WEB_KEEPALIVE_REQUESTS": "50",
             "WEB_WORKERS_KILL_TIMEOUT": "25",
             "WEB_WORKERS_LIFETIME": "3600",
             "WEB_RESPAWN_FAILED_WORKERS": "false",
@@ -40,6 +47,7 @@ def test_the_environment_sets_every_option() -> None:
         runtime_threads=2,
         backlog=2048,
         backpressure=64,
+        keepalive_requests=50,
         workers_kill_timeout=25,
         workers_lifetime=3600,
         respawn_failed_workers=False,
@@ -67,6 +75,7 @@ def test_arguments_win_over_the_environment() -> None:
         (["--workers-kill-timeout", "0"], "kill timeout must be at least 1"),
         (["--workers-lifetime", "30"], "lifetime must be at least 60"),
         (["--port", "70000"], "port must be 1-65535"),
+        (["--keepalive-requests", "-1"], "keepalive requests must be 0"),
     ],
 )
 def test_values_granian_would_refuse_or_change_stop_the_launcher(

@@ -3,6 +3,7 @@ killed worker replaced and forgotten, SIGTERM ending it cleanly."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -76,6 +77,27 @@ def _parent(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
+def _requests_between_closes(port: int, requests: int) -> list[int]:
+    """Requests on one kept-alive connection until the server closed it, for each connection
+    ``requests`` used (the last, still open, left out)."""
+    runs, n = [], 0
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        for _ in range(requests):
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            response.read()
+            n += 1
+            if response.getheader("connection") == "close":
+                # hyper closes its side after this response: the next request reconnects.
+                assert response.will_close
+                runs.append(n)
+                n = 0
+    finally:
+        conn.close()
+    return runs
+
+
 def test_the_launcher_serves_merged_metrics_replaces_a_killed_worker_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
@@ -110,6 +132,8 @@ def test_the_launcher_serves_merged_metrics_replaces_a_killed_worker_and_stops_o
             "2",
             "--workers-kill-timeout",
             "3",
+            "--keepalive-requests",
+            "3",
         ],
         cwd=ROOT,
         env=env,
@@ -133,6 +157,11 @@ def test_the_launcher_serves_merged_metrics_replaces_a_killed_worker_and_stops_o
             assert status == 200
             assert headers["x-request-id"] == f"serve-test-{n:04d}"
         assert _sample(_HEALTHZ, metrics_url) == before + 20
+        # Each worker closes a connection at every third request it serves (its count
+        # goes on from the requests above): never more than three on one connection.
+        runs = _requests_between_closes(web, 9)
+        assert len(runs) >= 3, runs
+        assert max(runs) <= 3, runs
 
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)

@@ -1,0 +1,42 @@
+"""A worker closes a kept-alive connection after every n-th of its requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from hub.serve.access import StartResponse
+from hub.serve.keepalive import with_connection_recycling
+
+
+def _app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+def _headers_of(app: Any, requests: int) -> list[list[tuple[str, str]]]:
+    seen: list[list[tuple[str, str]]] = []
+    for _ in range(requests):
+        body = app({}, lambda status, headers, *exc: seen.append(headers))
+        assert list(body) == [b"ok"]
+    return seen
+
+
+def test_every_nth_response_closes_the_connection_and_the_others_are_untouched() -> None:
+    seen = _headers_of(with_connection_recycling(_app, 3), 7)
+    closing = [n for n, headers in enumerate(seen, 1) if ("Connection", "close") in headers]
+    assert closing == [3, 6]
+    assert seen[0] == [("Content-Type", "text/plain")]
+    assert seen[2] == [("Content-Type", "text/plain"), ("Connection", "close")]
+
+
+def test_one_closes_every_connection_after_its_request() -> None:
+    seen = _headers_of(with_connection_recycling(_app, 1), 3)
+    assert all(("Connection", "close") in headers for headers in seen)
+
+
+def test_less_than_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        with_connection_recycling(_app, 0)
