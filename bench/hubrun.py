@@ -33,8 +33,9 @@ if str(ROOT) not in sys.path:
 # close every connection after one request: /healthz cost 0.69 ms of server CPU a request
 # against 1.21 ms (docs/hub.md, "API load"). Threads share a GIL: 2 workers x 4 gthread
 # threads served 100 mixed requests/s with p50 4.4 s; one thread a process avoids that.
-# Since 2026-11-25 each worker closes a connection every 100 of its requests (the launcher's
-# default, hub/serve/keepalive.py), so vegeta's few busy connections spread over the workers.
+# Connections stay open (the launcher's default): closing one every 100 requests of a worker
+# spreads vegeta's few busy connections over the workers but cost ~10 % more web CPU a
+# request here (docs/hub.md, "API load", 2026-11-25 morning; WEB_KEEPALIVE_REQUESTS=100).
 WEB_SERVER = "granian"
 WEB_WORKERS = 4
 WEB_THREADS = 1

@@ -7,7 +7,7 @@ load generator is; nginx's upstream keep-alive cache, which an ingress is): at a
 requests a second most of the traffic rides two or three connections, and those can belong to
 one or two of the four workers while the others idle. A worker runs its requests one at a
 time, so its queue grows while the machine has CPU to spare (docs/hub.md, "API load",
-2026-11-25 06:00).
+2026-11-25 morning).
 
 So each worker answers every ``every``-th request with ``Connection: close``, much as nginx's
 ``keepalive_requests`` closes a connection after that many requests: the client opens a new
@@ -16,6 +16,9 @@ under granian, closes the connection after that response (a header the WSGI app 
 not set, PEP 3333, but this wrapper belongs to the server: it runs only under
 ``python -m hub.serve``). The count is the worker's, not the connection's: granian does not
 tell the app which connection a request came on.
+
+Off unless ``--keepalive-requests`` / ``WEB_KEEPALIVE_REQUESTS`` is set: with the load spread
+the web's CPU a request was ~10 % higher (docs/deploy.md, "The web server").
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def test_web_runs_the_launcher_with_the_server_values(hub: Manifests) -> None:
     assert options.runtime_threads == server["runtimeThreads"]
     assert options.backlog == server["backlog"]
     assert options.backpressure == server.get("backpressure")
-    assert options.keepalive_requests == server["keepaliveRequests"] == 100
+    assert options.keepalive_requests == server["keepaliveRequests"] == 0
     assert options.workers_kill_timeout == server["workersKillTimeout"]
     assert options.workers_lifetime == server.get("workersLifetime")
     assert options.access_log is server["accessLog"]
@@ -57,7 +57,7 @@ def test_the_server_values_reach_the_launcher(helm: str, tmp_path: Path) -> None
     extra = tmp_path / "server.yaml"
     extra.write_text(
         "web:\n  server:\n    workers: 6\n    backpressure: 32\n    workersLifetime: 3600\n"
-        "    accessLog: false\n    keepaliveRequests: 0\n",
+        "    accessLog: false\n    keepaliveRequests: 100\n",
         encoding="utf-8",
     )
     (web,) = render(helm, HUB_CHART, [extra]).pod("web").containers
@@ -65,7 +65,7 @@ def test_the_server_values_reach_the_launcher(helm: str, tmp_path: Path) -> None
     assert (options.workers, options.backpressure) == (6, 32)
     assert options.workers_lifetime == 3600
     assert options.access_log is False
-    assert options.keepalive_requests == 0
+    assert options.keepalive_requests == 100
 
 
 def test_forking_processes_share_a_writable_multiprocess_directory(hub: Manifests) -> None:

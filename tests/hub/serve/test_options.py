@@ -14,12 +14,13 @@ def test_the_defaults_are_what_the_load_figures_measured() -> None:
     assert options.respawn_failed_workers is True
     assert options.access_log is True
     assert options.host == "127.0.0.1"
-    assert options.keepalive_requests == 100
+    assert options.keepalive_requests == 0  # connections kept open
 
 
-def test_zero_keeps_connections_open() -> None:
-    assert parse_options(["--keepalive-requests", "0"], {}).keepalive_requests == 0
-    assert options_from_env({"WEB_KEEPALIVE_REQUESTS": "0"}).keepalive_requests == 0
+def test_keepalive_requests_from_the_environment_and_the_command_line() -> None:
+    assert options_from_env({"WEB_KEEPALIVE_REQUESTS": "100"}).keepalive_requests == 100
+    env = {"WEB_KEEPALIVE_REQUESTS": "100"}
+    assert parse_options(["--keepalive-requests", "0"], env).keepalive_requests == 0
 
 
 def test_the_environment_sets_every_option() -> None:
