@@ -33,13 +33,15 @@ _CLOSE = ("Connection", "close")
 
 
 def with_connection_recycling(app: WSGIApp, every: int) -> WSGIApp:
-    """``app``, adding ``Connection: close`` to every ``every``-th response of this worker."""
+    """``app``, adding ``Connection: close`` to every ``every``-th HTTP/1 response of this
+    worker."""
     if every < 1:
         raise ValueError("every must be at least 1")
     counter = itertools.count(1)  # next() is atomic under the GIL
 
     def recycling(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if next(counter) % every:
+        # HTTP/2 has no such header (hyper would drop it) and multiplexes its streams anyway.
+        if not environ.get("SERVER_PROTOCOL", "").startswith("HTTP/1.") or next(counter) % every:
             return app(environ, start_response)
 
         def closing_start_response(status: str, headers: list[tuple[str, str]], *exc: Any):

@@ -16,10 +16,12 @@ def _app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byt
     return [b"ok"]
 
 
-def _headers_of(app: Any, requests: int) -> list[list[tuple[str, str]]]:
+def _headers_of(app: Any, requests: int, protocol: str = "HTTP/1.1") -> list[list[tuple[str, str]]]:
     seen: list[list[tuple[str, str]]] = []
     for _ in range(requests):
-        body = app({}, lambda status, headers, *exc: seen.append(headers))
+        body = app(
+            {"SERVER_PROTOCOL": protocol}, lambda status, headers, *exc: seen.append(headers)
+        )
         assert list(body) == [b"ok"]
     return seen
 
@@ -35,6 +37,14 @@ def test_every_nth_response_closes_the_connection_and_the_others_are_untouched()
 def test_one_closes_every_connection_after_its_request() -> None:
     seen = _headers_of(with_connection_recycling(_app, 1), 3)
     assert all(("Connection", "close") in headers for headers in seen)
+
+
+def test_http2_responses_are_left_alone_and_not_counted() -> None:
+    app = with_connection_recycling(_app, 2)
+    assert all(("Connection", "close") not in h for h in _headers_of(app, 3, "HTTP/2"))
+    # The HTTP/2 requests did not count: the second HTTP/1.1 one closes.
+    closing = [("Connection", "close") in h for h in _headers_of(app, 2)]
+    assert closing == [False, True]
 
 
 def test_less_than_one_is_refused() -> None:
