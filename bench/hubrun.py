@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 # against 1.21 ms (docs/hub.md, "API load"). Threads share a GIL: 2 workers x 4 gthread
 # threads served 100 mixed requests/s with p50 4.4 s; one thread a process avoids that.
 # Connections stay open (the launcher's default): closing one every 100 requests of a worker
-# spreads vegeta's few busy connections over the workers but cost ~10 % more web CPU a
+# spreads vegeta's few busy connections over the workers but cost 6-20 % more web CPU a
 # request here (docs/hub.md, "API load", 2026-11-25 morning; WEB_KEEPALIVE_REQUESTS=100).
 WEB_SERVER = "granian"
 WEB_WORKERS = 4

@@ -18,7 +18,7 @@ not set, PEP 3333, but this wrapper belongs to the server: it runs only under
 tell the app which connection a request came on.
 
 Off unless ``--keepalive-requests`` / ``WEB_KEEPALIVE_REQUESTS`` is set: with the load spread
-the web's CPU a request was ~10 % higher (docs/deploy.md, "The web server").
+the web's CPU a request was 6-20 % higher (docs/deploy.md, "The web server").
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def with_connection_recycling(app: WSGIApp, every: int) -> WSGIApp:
             return app(environ, start_response)
 
         def closing_start_response(status: str, headers: list[tuple[str, str]], *exc: Any):
-            return start_response(status, [*headers, _CLOSE], *exc)
+            kept = [(name, value) for name, value in headers if name.lower() != "connection"]
+            return start_response(status, [*kept, _CLOSE], *exc)
 
         return app(environ, closing_start_response)
 

@@ -28,7 +28,7 @@ class ServerOptions:
     backpressure: int | None = None
     # Each worker answers every this many of its requests with ``Connection: close``, so
     # that clients reconnect and the connections spread over the workers
-    # (hub/serve/keepalive.py); 0: never. Off by default: spreading the load cost ~10 % more
+    # (hub/serve/keepalive.py); 0: never. Off by default: spreading the load cost 6-20 % more
     # web CPU a request on a 2-core machine (docs/deploy.md, "The web server").
     keepalive_requests: int = 0
     # On SIGTERM (and a respawn) a worker gets this long to finish its requests, then SIGKILL.

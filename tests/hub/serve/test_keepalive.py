@@ -47,6 +47,19 @@ def test_http2_responses_are_left_alone_and_not_counted() -> None:
     assert closing == [False, True]
 
 
+def test_a_connection_header_of_the_app_is_replaced_and_exc_info_passed_on() -> None:
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        start_response("500 Internal Server Error", [("connection", "keep-alive")], "exc")
+        return [b"ok"]
+
+    seen: list[tuple[Any, ...]] = []
+    body = with_connection_recycling(app, 1)(
+        {"SERVER_PROTOCOL": "HTTP/1.1"}, lambda *args: seen.append(args)
+    )
+    assert list(body) == [b"ok"]
+    assert seen == [("500 Internal Server Error", [("Connection", "close")], "exc")]
+
+
 def test_less_than_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         with_connection_recycling(_app, 0)

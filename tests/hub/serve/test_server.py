@@ -85,14 +85,18 @@ def _requests_between_closes(port: int, requests: int) -> list[int]:
     try:
         for _ in range(requests):
             conn.request("GET", "/healthz")
-            response = conn.getresponse()
-            response.read()
-            n += 1
-            if response.getheader("connection") == "close":
-                # hyper closes its side after this response: the next request reconnects.
-                assert response.will_close
-                runs.append(n)
-                n = 0
+            # http.client closes its own socket on "Connection: close": a copy shows the server's.
+            assert conn.sock is not None
+            with conn.sock.dup() as raw:
+                response = conn.getresponse()
+                response.read()
+                n += 1
+                if response.getheader("connection") == "close":
+                    # hyper closes its side after this response: the copy reads the end.
+                    raw.settimeout(5)
+                    assert raw.recv(1) == b""
+                    runs.append(n)
+                    n = 0
     finally:
         conn.close()
     return runs
