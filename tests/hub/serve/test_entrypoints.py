@@ -11,9 +11,14 @@ from bench import hubrun
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_demo_starts_the_web_with_the_launcher() -> None:
+def _demo_starts() -> list[str]:
+    """scripts/demo's ``start_bg demo-…`` commands, each on one line (continuations joined)."""
     demo = (ROOT / "scripts" / "demo").read_text(encoding="utf-8").replace("\\\n", " ")
-    (line,) = [line for line in demo.splitlines() if line.startswith("start_bg demo-web ")]
+    return [line for line in demo.splitlines() if line.startswith("start_bg demo-")]
+
+
+def test_the_demo_starts_the_web_with_the_launcher() -> None:
+    (line,) = [line for line in _demo_starts() if line.startswith("start_bg demo-web ")]
     assert re.search(r"\bpython -m hub\.serve\b", line)
     assert "granian" not in line  # no second set of server flags to drift from the chart's
     # Its merged metrics: a multiprocess directory of its own and a port.
@@ -22,8 +27,7 @@ def test_the_demo_starts_the_web_with_the_launcher() -> None:
 
 
 def test_each_forking_demo_process_merges_its_metrics_from_a_directory_of_its_own() -> None:
-    demo = (ROOT / "scripts" / "demo").read_text(encoding="utf-8").replace("\\\n", " ")
-    starts = [line for line in demo.splitlines() if line.startswith("start_bg demo-")]
+    starts = _demo_starts()
     directories = [
         m.group(1)
         for line in starts
