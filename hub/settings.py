@@ -16,6 +16,8 @@ from kombu import Queue
 from deid.kafka_security import KafkaSecurityError, kafka_security_config
 from deid.logformat import PLAIN_FORMAT, log_format
 from hub.env import env, env_bool, env_int, env_list, env_secret
+from hub.pgbackend.timeouts import ENV as STATEMENT_TIMEOUT_ENV
+from hub.pgbackend.timeouts import timeout_seconds, with_statement_timeout
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = Path(env("TWINHUB_LOCAL_DIR", str(BASE_DIR / ".local")))
@@ -78,6 +80,8 @@ MIDDLEWARE = [
     "governance.audit.AuditMiddleware",  # after auth: names the user; one event per request
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: a view's database timeout or outage becomes a 503 before the audit records it.
+    "hub.database_unavailable.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "hub.urls"
@@ -116,6 +120,16 @@ DATABASES = {
 DATABASES["default"]["ENGINE"] = "hub.pgbackend"
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"]["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+# How long one statement may run (hub/pgbackend/timeouts.py): the web launcher sets it for its
+# workers; other processes have none unless the variable is set for them.
+try:
+    _STATEMENT_TIMEOUT = timeout_seconds(env(STATEMENT_TIMEOUT_ENV))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+if _STATEMENT_TIMEOUT:
+    DATABASES["default"]["OPTIONS"]["options"] = with_statement_timeout(
+        str(DATABASES["default"]["OPTIONS"].get("options", "")), _STATEMENT_TIMEOUT
+    )
 DATABASE_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 if env("DATABASE_SSLMODE"):
     if env("DATABASE_SSLMODE") not in DATABASE_SSLMODES:

@@ -2,7 +2,9 @@
 
 DRF already answers its own exceptions; this handler adds the domain and database errors a
 request can reach (a refused registry write, a Django model validation error, a unique
-constraint hit by a race) so none of them becomes a 500.
+constraint hit by a race) so none of them becomes a 500. A database that cannot answer (a
+statement timed out, the server restarting) is a 503 with ``Retry-After``
+(``hub.database_unavailable``): not the client's error, but one to try again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from hub.database_unavailable import RETRY_AFTER_SECONDS, log_unavailable, unavailable_message
 from hub.registry.services import RegistryError
 
 
@@ -27,5 +30,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, IntegrityError):
         return Response(
             {"detail": "conflicts with an existing record"}, status=status.HTTP_409_CONFLICT
+        )
+    if (message := unavailable_message(exc)) is not None:
+        log_unavailable(context["request"], exc)
+        return Response(
+            {"detail": message},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return drf_exception_handler(exc, context)

@@ -33,6 +33,9 @@ class ServerOptions:
     keepalive_requests: int = 0
     # On SIGTERM (and a respawn) a worker gets this long to finish its requests, then SIGKILL.
     workers_kill_timeout: int = 20
+    # Seconds one database statement of a worker may run before PostgreSQL cancels it and
+    # the client gets a 503 (hub/pgbackend/timeouts.py); 0: no limit.
+    statement_timeout: int = 30
     # Replace each worker after this many seconds (at least 60); None: never.
     workers_lifetime: int | None = None
     respawn_failed_workers: bool = True
@@ -64,11 +67,11 @@ def options_from_env(
 ) -> ServerOptions:
     """``WEB_HOST``, ``WEB_PORT``, ``WEB_WORKERS``, ``WEB_BLOCKING_THREADS``,
     ``WEB_RUNTIME_THREADS``, ``WEB_BACKLOG``, ``WEB_BACKPRESSURE``, ``WEB_KEEPALIVE_REQUESTS``,
-    ``WEB_WORKERS_KILL_TIMEOUT``, ``WEB_WORKERS_LIFETIME``, ``WEB_RESPAWN_FAILED_WORKERS``,
-    ``WEB_ACCESS_LOG``; an unset or empty variable keeps the default. The options named in
-    ``given`` (set on the command line) are not read: a variable that means something else
-    there (``WEB_PORT=tcp://…`` from a Docker link or a Kubernetes service named ``web``)
-    cannot stop the launcher."""
+    ``WEB_WORKERS_KILL_TIMEOUT``, ``WEB_STATEMENT_TIMEOUT``, ``WEB_WORKERS_LIFETIME``,
+    ``WEB_RESPAWN_FAILED_WORKERS``, ``WEB_ACCESS_LOG``; an unset or empty variable keeps the
+    default. The options named in ``given`` (set on the command line) are not read: a
+    variable that means something else there (``WEB_PORT=tcp://…`` from a Docker link or a
+    Kubernetes service named ``web``) cannot stop the launcher."""
     base = ServerOptions()
 
     def get(name: str) -> str | None:
@@ -99,6 +102,7 @@ def options_from_env(
         backpressure=optional("BACKPRESSURE"),
         keepalive_requests=number("KEEPALIVE_REQUESTS", base.keepalive_requests),
         workers_kill_timeout=number("WORKERS_KILL_TIMEOUT", base.workers_kill_timeout),
+        statement_timeout=number("STATEMENT_TIMEOUT", base.statement_timeout),
         workers_lifetime=optional("WORKERS_LIFETIME"),
         respawn_failed_workers=flag("RESPAWN_FAILED_WORKERS", base.respawn_failed_workers),
         access_log=flag("ACCESS_LOG", base.access_log),
@@ -124,6 +128,8 @@ def check(options: ServerOptions) -> ServerOptions:
     if options.workers_kill_timeout < 1:
         # granian's "no timeout" would wait for a stuck worker for ever, past the pod's grace.
         problems.append("the workers' kill timeout must be at least 1 second")
+    if options.statement_timeout < 0:
+        problems.append("the statement timeout must be 0 (none) or more seconds")
     if options.workers_lifetime is not None and options.workers_lifetime < 60:
         problems.append("the workers' lifetime must be at least 60 seconds (granian's minimum)")
     if problems:
@@ -148,6 +154,7 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> ServerOpti
     parser.add_argument("--backpressure", type=int)
     parser.add_argument("--keepalive-requests", type=int)
     parser.add_argument("--workers-kill-timeout", type=int)
+    parser.add_argument("--statement-timeout", type=int)
     parser.add_argument("--workers-lifetime", type=int)
     parser.add_argument("--respawn-failed-workers", action=argparse.BooleanOptionalAction)
     parser.add_argument("--access-log", action=argparse.BooleanOptionalAction)

@@ -11,6 +11,8 @@ server ("Worker crash loop detected", exit 1), and Kubernetes restarts the conta
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import MutableMapping
 from functools import partial
 from typing import Any
 
@@ -20,6 +22,7 @@ from granian.server.mp import MPServer
 
 from deid.logformat import PLAIN_FORMAT, log_format
 from hub.observability.launcher import LauncherMetrics
+from hub.pgbackend import timeouts
 from hub.serve.access import WSGIApp, with_access_log
 from hub.serve.keepalive import with_connection_recycling
 from hub.serve.options import ServerOptions
@@ -91,20 +94,30 @@ def build_server(options: ServerOptions) -> MPServer:
     )
 
 
+def export_statement_timeout(options: ServerOptions, environ: MutableMapping[str, str]) -> None:
+    """The workers' statement timeout, for hub.settings in each worker: they inherit the
+    launcher's environment. The launcher's option wins over a ``DATABASE_STATEMENT_TIMEOUT``
+    meant for the other processes."""
+    environ[timeouts.ENV] = str(options.statement_timeout)
+
+
 def run(options: ServerOptions) -> int:
     """Serve until SIGTERM/SIGINT; 0 after a clean stop (granian exits 1 itself when it gave
     up on a worker)."""
+    export_statement_timeout(options, os.environ)
     server = build_server(options)
     metrics = LauncherMetrics()
     server.on_startup(metrics.before_workers)
     server.on_shutdown(metrics.after_workers)
     log.info(
-        "hub.wsgi on %s:%d: %d workers x %d blocking thread(s), kill timeout %d s, %s",
+        "hub.wsgi on %s:%d: %d workers x %d blocking thread(s), kill timeout %d s, "
+        "statement timeout %s, %s",
         options.host,
         options.port,
         options.workers,
         options.blocking_threads,
         options.workers_kill_timeout,
+        f"{options.statement_timeout} s" if options.statement_timeout else "none",
         (
             f"a worker closes a connection every {options.keepalive_requests} requests"
             if options.keepalive_requests

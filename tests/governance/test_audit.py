@@ -13,6 +13,7 @@ from governance import audit, chain
 from governance.models import AuditCheckpoint, AuditEvent
 from governance.roles import Role
 from tests.governance.conftest import Region, UserFactory
+from tests.pglock import statement_timeout, table_locked
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -256,3 +257,32 @@ def test_new_request_ids_sort_by_time_so_the_index_grows_at_its_end(monkeypatch)
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
     assert all(audit._REQUEST_ID_RE.match(i) for i in ids)
     assert ids[0].startswith(f"{1_795_000_000_000:012x}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_the_database_cannot_take_turns_the_answer_into_a_503(
+    client: Client, make_user: UserFactory
+) -> None:
+    client.force_login(make_user(Role.AUDITOR))
+    # A maintenance job holds the audit log: the read is done, its event cannot be written.
+    with table_locked("governance_auditevent", "EXCLUSIVE"), statement_timeout(300):
+        response = client.get("/api/v1/governance/audit-events/", HTTP_X_REQUEST_ID="req-locked-01")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response["X-Request-ID"] == "req-locked-01"
+    assert b"audit unavailable" in response.content
+    assert not AuditEvent.objects.filter(request_id="req-locked-01").exists()
+
+
+def test_an_event_that_fails_for_another_reason_is_still_a_500(
+    client: Client, make_user: UserFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.force_login(make_user(Role.AUDITOR))
+
+    def broken(event: AuditEvent, durable: bool) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(audit, "_insert", broken)
+    response = client.get("/api/v1/governance/audit-events/")
+    assert response.status_code == 500
+    assert "Retry-After" not in response

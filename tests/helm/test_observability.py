@@ -34,6 +34,7 @@ def test_web_runs_the_launcher_with_the_server_values(hub: Manifests) -> None:
     assert options.backpressure == server.get("backpressure")
     assert options.keepalive_requests == server["keepaliveRequests"] == 0
     assert options.workers_kill_timeout == server["workersKillTimeout"]
+    assert options.statement_timeout == server["statementTimeout"] == 30
     assert options.workers_lifetime == server.get("workersLifetime")
     assert options.access_log is server["accessLog"]
     # A worker that dies is replaced, as gunicorn's master did.
@@ -57,7 +58,7 @@ def test_the_server_values_reach_the_launcher(helm: str, tmp_path: Path) -> None
     extra = tmp_path / "server.yaml"
     extra.write_text(
         "web:\n  server:\n    workers: 6\n    backpressure: 32\n    workersLifetime: 3600\n"
-        "    accessLog: false\n    keepaliveRequests: 100\n",
+        "    accessLog: false\n    keepaliveRequests: 100\n    statementTimeout: 0\n",
         encoding="utf-8",
     )
     (web,) = render(helm, HUB_CHART, [extra]).pod("web").containers
@@ -66,6 +67,7 @@ def test_the_server_values_reach_the_launcher(helm: str, tmp_path: Path) -> None
     assert options.workers_lifetime == 3600
     assert options.access_log is False
     assert options.keepalive_requests == 100
+    assert options.statement_timeout == 0  # none: behind PgBouncer, set on the role
 
 
 def test_forking_processes_share_a_writable_multiprocess_directory(hub: Manifests) -> None:

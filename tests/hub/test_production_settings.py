@@ -79,9 +79,26 @@ def test_verify_full_passes_sslmode_and_the_ca_to_libpq(tmp_path: Path) -> None:
     assert f"'sslrootcert': '{tmp_path / 'ca.crt'}'" in result.stdout
 
 
+@pytest.mark.postgres
+def test_a_statement_timeout_reaches_every_connection_of_the_process() -> None:
+    result = _settings_in_subprocess(
+        {"DATABASE_STATEMENT_TIMEOUT": "30"},
+        "settings.DATABASES['default']['OPTIONS']['options'], __import__('django.db').db"
+        ".connection.cursor().execute('SHOW statement_timeout').fetchone()[0]",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "-c statement_timeout=30000 30s"
+    none = _settings_in_subprocess(
+        {"DATABASE_STATEMENT_TIMEOUT": "0"}, "settings.DATABASES['default']['OPTIONS']"
+    )
+    assert "statement_timeout" not in none.stdout
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
+        ({"DATABASE_STATEMENT_TIMEOUT": "30s"}, "DATABASE_STATEMENT_TIMEOUT must be whole seconds"),
+        ({"DATABASE_STATEMENT_TIMEOUT": "-1"}, "DATABASE_STATEMENT_TIMEOUT must be 0"),
         ({"DATABASE_SSLMODE": "verify-full"}, "needs DATABASE_SSLROOTCERT"),
         ({"DATABASE_SSLMODE": "sometimes"}, "DATABASE_SSLMODE must be one of"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_SASL_MECHANISM"),

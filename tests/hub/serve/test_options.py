@@ -15,6 +15,13 @@ def test_the_defaults_are_what_the_load_figures_measured() -> None:
     assert options.access_log is True
     assert options.host == "127.0.0.1"
     assert options.keepalive_requests == 0  # connections kept open
+    assert options.statement_timeout == 30
+
+
+def test_the_statement_timeout_from_the_environment_and_the_command_line() -> None:
+    assert options_from_env({"WEB_STATEMENT_TIMEOUT": "0"}).statement_timeout == 0
+    env = {"WEB_STATEMENT_TIMEOUT": "10"}
+    assert parse_options(["--statement-timeout", "5"], env).statement_timeout == 5
 
 
 def test_keepalive_requests_from_the_environment_and_the_command_line() -> None:
@@ -35,6 +42,7 @@ def test_the_environment_sets_every_option() -> None:
             "WEB_BACKPRESSURE": "64",
             "WEB_KEEPALIVE_REQUESTS": "50",
             "WEB_WORKERS_KILL_TIMEOUT": "25",
+            "WEB_STATEMENT_TIMEOUT": "12",
             "WEB_WORKERS_LIFETIME": "3600",
             "WEB_RESPAWN_FAILED_WORKERS": "false",
             "WEB_ACCESS_LOG": "no",
@@ -50,6 +58,7 @@ def test_the_environment_sets_every_option() -> None:
         backpressure=64,
         keepalive_requests=50,
         workers_kill_timeout=25,
+        statement_timeout=12,
         workers_lifetime=3600,
         respawn_failed_workers=False,
         access_log=False,
@@ -77,6 +86,7 @@ def test_arguments_win_over_the_environment() -> None:
         (["--workers-lifetime", "30"], "lifetime must be at least 60"),
         (["--port", "70000"], "port must be 1-65535"),
         (["--keepalive-requests", "-1"], "keepalive requests must be 0"),
+        (["--statement-timeout", "-1"], "statement timeout must be 0"),
     ],
 )
 def test_values_granian_would_refuse_or_change_stop_the_launcher(

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -202,3 +203,78 @@ def test_the_launcher_serves_merged_metrics_replaces_a_killed_worker_and_stops_o
         and f"worker {victim} gone" in line["message"]
         for line in lines
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_launchers_statement_timeout_cancels_a_stuck_request_with_a_503(
+    tmp_path: Path,
+) -> None:
+    from django.db import connection
+
+    from hub.database_unavailable import TIMED_OUT
+    from tests.hub.support import enrolled_site
+    from tests.pglock import table_locked
+
+    _, _, credential = enrolled_site()
+    db = connection.settings_dict
+    web = _free_port()
+    env = {
+        **os.environ,
+        # The test database, where the agent above is committed.
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        # Meant for the other processes: the launcher's own option wins for its workers.
+        "DATABASE_STATEMENT_TIMEOUT": "600",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "METRICS_PORT": str(_free_port()),
+        "DJANGO_DEBUG": "true",
+    }
+    log_path = tmp_path / "launcher.log"
+    with log_path.open("wb") as log_file:
+        launcher = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "hub.serve", "--port", str(web), "--workers", "1"),
+                *("--workers-kill-timeout", "3", "--statement-timeout", "1"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    beat = json.dumps({"agent_version": "t", "feeds": [], "policy_version": 1}).encode()
+
+    def heartbeat() -> tuple[int, dict[str, str], bytes, float]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{web}/api/v1/site/heartbeat/",
+            data=beat,
+            headers={"Authorization": f"Bearer {credential}", "Content-Type": "application/json"},
+        )
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310
+                status, headers, body = response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            status, headers, body = error.code, dict(error.headers), error.read()
+        return status, {k.lower(): v for k, v in headers.items()}, body, time.monotonic() - started
+
+    try:
+        _until("healthz answers", lambda: _get(f"http://127.0.0.1:{web}/healthz")[0] == 200, 90)
+        assert heartbeat()[0] == 200
+        # The heartbeat's UPDATE waits behind a lock another session holds (a migration, a
+        # maintenance job): PostgreSQL cancels it after the launcher's second.
+        with table_locked("registry_siteagent", "EXCLUSIVE"):
+            status, headers, body, waited = heartbeat()
+        assert status == 503, body
+        assert json.loads(body) == {"detail": TIMED_OUT}
+        assert headers["retry-after"] == "5"
+        assert 1 <= waited < 10
+        assert heartbeat()[0] == 200  # the worker and its connection carry on
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        try:
+            launcher.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait(10)
+    assert "statement timeout 1 s" in log_path.read_text()
