@@ -68,6 +68,22 @@ load_env() {
     source "$LOCAL/env"
 }
 
+# Whether something on this machine accepts connections on loopback port $1.
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Refuse to start $1 (a start_bg name) when it is not running yet and another program holds
+# its port $2 ($3 says which setting moves it): the process would exit at once, or worse,
+# clients would reach the other program.
+port_free_for() {
+    local name=$1 port=$2 setting=$3
+    pid_alive "$LOCAL/pids/$name.pid" && return 0
+    if port_in_use "$port"; then
+        die "$name: port $port on 127.0.0.1 is taken by another program (set $setting to move it)"
+    fi
+}
+
 # Start a long-running process in the background once: its pid in $LOCAL/pids/NAME.pid, its
 # output in $LOCAL/logs/NAME.log. A second call while it runs does nothing.
 start_bg() {
