@@ -70,6 +70,23 @@ def test_the_server_values_reach_the_launcher(helm: str, tmp_path: Path) -> None
     assert options.statement_timeout == 0  # none: behind PgBouncer, set on the role
 
 
+def test_numbers_of_a_million_or_more_reach_the_processes_as_whole_numbers(
+    helm: str, tmp_path: Path
+) -> None:
+    # Helm reads YAML numbers as floats; toString alone would write 1000000 as "1e+06".
+    extra = tmp_path / "big.yaml"
+    extra.write_text(
+        "web:\n  server:\n    workersLifetime: 1000000\n    keepaliveRequests: 2500000\n"
+        "django:\n  extraEnv:\n    HUB_SOME_LIMIT: 5000000\n    HUB_SOME_RATIO: 0.25\n",
+        encoding="utf-8",
+    )
+    (web,) = render(helm, HUB_CHART, [extra]).pod("web").containers
+    env = env_of(web)
+    options = parse_options(web["command"][3:], env)
+    assert (options.workers_lifetime, options.keepalive_requests) == (1_000_000, 2_500_000)
+    assert (env["HUB_SOME_LIMIT"], env["HUB_SOME_RATIO"]) == ("5000000", "0.25")
+
+
 def test_forking_processes_share_a_writable_multiprocess_directory(hub: Manifests) -> None:
     for component in MULTIPROCESS:
         pod = hub.pod(component)

@@ -136,6 +136,19 @@ as NAME_FILE paths. (dict "root" $ "names" <component secretFiles> "extra" <list
 Inline rather than a ConfigMap so the pre-install migrations hook, which runs before any
 ordinary resource of the release exists, gets exactly the same environment.
 */}}
+{{/*
+A value as an environment variable's text. Helm reads every YAML number as a float, and
+toString writes one of a million or more as "1e+06", which no launcher option or setting
+reads: a whole number is written as an integer; fractions, strings and booleans as they are.
+*/}}
+{{- define "twinhub.envValue" -}}
+{{- if and (kindIs "float64" .) (eq . (float64 (int64 .))) -}}
+{{- int64 . | toString -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "twinhub.env" -}}
 {{- $v := .root.Values -}}
 - name: DJANGO_SETTINGS_MODULE
@@ -189,7 +202,7 @@ ordinary resource of the release exists, gets exactly the same environment.
 {{- end }}
 {{- range $k, $val := $v.django.extraEnv }}
 - name: {{ $k }}
-  value: {{ $val | toString | quote }}
+  value: {{ include "twinhub.envValue" $val | quote }}
 {{- end }}
 {{- with .extra }}
 {{ toYaml . }}
