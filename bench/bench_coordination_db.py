@@ -502,12 +502,18 @@ def counting_queries(run: Run) -> Iterator[None]:
         run.queries += 1  # COPY does not pass through execute wrappers
         copy(cursor, sql, rows)
 
-    sqlrows._copy = count_copy
+    open_copy = sqlrows._open_copy
+
+    def count_open_copy(cursor: Any, sql: str) -> Any:
+        run.queries += 1
+        return open_copy(cursor, sql)
+
+    sqlrows._copy, sqlrows._open_copy = count_copy, count_open_copy
     try:
         with connection.execute_wrapper(count):
             yield
     finally:
-        sqlrows._copy = copy
+        sqlrows._copy, sqlrows._open_copy = copy, open_copy
 
 
 def evaluate(stages: Stages, region: Any, now: datetime) -> Run:

@@ -505,87 +505,82 @@ def _store_recommendations(
     cfg = ev.diversion.cfg
     keys_hold = was is not None and was.diversion == cfg
     new_rows: list[tuple[Any, ...]] = []
-    renewed_rows: list[tuple[Any, ...]] = []
+    rewritten = 0
     renewed_only: list[tuple[int, Any]] = []  # (id, new expiry): the words are the same
     superseded: list[int] = []
     advice_after: dict[int, tuple[tuple[Any, ...], tuple[Any, ...], Any]] = {}
     new_advice: dict[int, tuple[tuple[Any, ...], tuple[Any, ...], Any]] = {}
-    for rec in ev.diversion.recommendations:
-        hid = hospitals.get(rec.hospital)
-        if hid is None:
-            continue
-        if rec.status.value in answered.get(hid, ()):
-            # A decision in force already answers this advice (accepted it, or overrode it
-            # with a reason): asking again every cycle would only train people to click.
-            # The advice returns when the decision expires, or if it escalates.
-            continue
-        key = rec.inputs_key
-        old = pending.pop(hid, None)
-        # The kept words and the key they were made from, where that key holds.
-        kept_words: tuple[Any, ...] | None = None
-        kept_key: Any = None
-        if keys_hold and key is not None and old is not None and old.key is not None:
-            kept_words, kept_key = old.words, old.key
-        same_inputs = kept_words is not None and kept_key == key
-        # Equal keys mean the same advice (the key names the mode or status and each route's
-        # class and destination): its signature is the stored one, not worked out again.
-        if same_inputs and old is not None:
-            signature = old.signature
-        else:
-            signature = recommendation_signature(rec)
-        if old is not None and old.signature == signature:
-            # The same advice: renewed in place. While no figure's value changed (the
-            # snapshot time moving alone is not a change) the stored words and figures stay
-            # as they are, with ``figures_as_of``; else they are rewritten, only the columns
-            # that changed. Made from the same inputs as the stored words, they would come
-            # out the same: not built at all; routes made from the same inputs keep their
-            # stored rows and texts.
-            if same_inputs and kept_words is not None:
-                renewed_only.append((old.pk, rec.expires_at))
-                advice_after[old.pk] = (signature, kept_words, key)
-                continue
-            same_routes = kept_words is not None and routes_inputs(kept_key) == routes_inputs(key)
-            words = _words(rec, kept_words[1] if same_routes and kept_words is not None else None)
-            if old.words is not None and words_unchanged(old.words, words):
-                renewed_only.append((old.pk, rec.expires_at))
-                advice_after[old.pk] = (signature, old.words, key)
-            else:
-                renewed_rows.append((old.pk, *words, rec.expires_at, old.words))
-                advice_after[old.pk] = (signature, words, key)
-            continue
-        if old is not None:
-            superseded.append(old.pk)
-        words = _words(rec)
-        new_rows.append((hid, rec.mode.value, rec.status.value, *words, rec.expires_at))
-        new_advice[hid] = (signature, words, key)
-    expired = [p.pk for p in pending.values() if p.expires_at is not None and p.expires_at <= now]
-    withdrawn = [p.pk for p in pending.values() if p.expires_at is None or p.expires_at > now]
-    # One statement each (a load-balancing national region renews thousands a minute);
-    # superseded rows close before their successors are created (one pending row per
-    # hospital).
     model, states = m.DiversionRecommendation, m.DiversionRecommendation.State
     # Renewed advice with new words: only the columns that changed (the figures' snapshot
-    # time moves every minute; the routes and their texts mostly do not), grouped by
-    # which columns changed, one statement per group.
-    by_changed: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
-    for row in renewed_rows:
-        words, before = row[1:7], row[8]
-        changed = tuple(j for j in range(6) if before is None or words[j] != before[j])
-        by_changed.setdefault(changed, []).append(row)
-    for changed, rows in by_changed.items():
-        sqlrows.update_rows(
-            model,
-            "id",
-            [r[0] for r in rows],
-            {
-                **{_RENEWED_FIELDS[j]: [r[1 + j] for r in rows] for j in changed},
-                "expires_at": [r[7] for r in rows],
-                "renewed_at": [now] * len(rows),
-                "figures_as_of": [now] * len(rows),
-            },
-        )
-    # Renewed advice whose figures did not change: only its expiry and renewal time, one
-    # statement per distinct expiry (every renewal of a minute expires at the same time).
+    # time moves every minute; the routes and their texts mostly do not), each row sent to
+    # the server as soon as its words are made, while the next ones are (``StagedUpdate``).
+    renewals = sqlrows.StagedUpdate(
+        model, "id", _RENEWED_FIELDS[:6], ("expires_at", "renewed_at", "figures_as_of")
+    )
+    with renewals:
+        for rec in ev.diversion.recommendations:
+            hid = hospitals.get(rec.hospital)
+            if hid is None:
+                continue
+            if rec.status.value in answered.get(hid, ()):
+                # A decision in force already answers this advice (accepted it, or overrode
+                # it with a reason): asking again every cycle would only train people to
+                # click. The advice returns when the decision expires, or if it escalates.
+                continue
+            key = rec.inputs_key
+            old = pending.pop(hid, None)
+            # The kept words and the key they were made from, where that key holds.
+            kept_words: tuple[Any, ...] | None = None
+            kept_key: Any = None
+            if keys_hold and key is not None and old is not None and old.key is not None:
+                kept_words, kept_key = old.words, old.key
+            same_inputs = kept_words is not None and kept_key == key
+            # Equal keys mean the same advice (the key names the mode or status and each
+            # route's class and destination): its signature is the stored one, not worked
+            # out again.
+            if same_inputs and old is not None:
+                signature = old.signature
+            else:
+                signature = recommendation_signature(rec)
+            if old is not None and old.signature == signature:
+                # The same advice: renewed in place. While no figure's value changed (the
+                # snapshot time moving alone is not a change) the stored words and figures
+                # stay as they are, with ``figures_as_of``; else they are rewritten, only the
+                # columns that changed. Made from the same inputs as the stored words, they
+                # would come out the same: not built at all; routes made from the same
+                # inputs keep their stored rows and texts.
+                if same_inputs and kept_words is not None:
+                    renewed_only.append((old.pk, rec.expires_at))
+                    advice_after[old.pk] = (signature, kept_words, key)
+                    continue
+                same_routes = kept_words is not None and routes_inputs(kept_key) == routes_inputs(
+                    key
+                )
+                words = _words(
+                    rec, kept_words[1] if same_routes and kept_words is not None else None
+                )
+                if old.words is not None and words_unchanged(old.words, words):
+                    renewed_only.append((old.pk, rec.expires_at))
+                    advice_after[old.pk] = (signature, old.words, key)
+                else:
+                    before = old.words
+                    changed = tuple(j for j in range(6) if before is None or words[j] != before[j])
+                    renewals.add(old.pk, words, changed, (rec.expires_at, now, now))
+                    rewritten += 1
+                    advice_after[old.pk] = (signature, words, key)
+                continue
+            if old is not None:
+                superseded.append(old.pk)
+            words = _words(rec)
+            new_rows.append((hid, rec.mode.value, rec.status.value, *words, rec.expires_at))
+            new_advice[hid] = (signature, words, key)
+    expired = [p.pk for p in pending.values() if p.expires_at is not None and p.expires_at <= now]
+    withdrawn = [p.pk for p in pending.values() if p.expires_at is None or p.expires_at > now]
+    # The rest one statement each (a load-balancing national region renews thousands a
+    # minute); superseded rows close before their successors are created (one pending row
+    # per hospital). Renewed advice whose figures did not change: only its expiry and
+    # renewal time, one statement per distinct expiry (every renewal of a minute expires at
+    # the same time).
     by_expiry: dict[Any, list[int]] = {}
     for pk, exp in renewed_only:
         by_expiry.setdefault(exp, []).append(pk)
@@ -618,7 +613,7 @@ def _store_recommendations(
     if now_kept is not None:
         now_kept.advice = advice_after
         now_kept.diversion = cfg
-    renewed = len(renewed_rows) + len(renewed_only)
+    renewed = rewritten + len(renewed_only)
     return len(new_rows), renewed, len(expired) + len(withdrawn)
 
 

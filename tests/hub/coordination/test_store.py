@@ -169,7 +169,13 @@ def test_store_statuses_writes_only_the_rows_that_changed(w: World) -> None:
     )
 
 
-def test_renewed_advice_is_written_set_based_and_its_changed_words_stored(w: World) -> None:
+@pytest.mark.parametrize("stage_from", [1, 10_000])
+def test_renewed_advice_is_written_set_based_and_its_changed_words_stored(
+    w: World, monkeypatch: pytest.MonkeyPatch, stage_from: int
+) -> None:
+    # 1: the renewals stream to a stage by COPY while their words are made; 10,000: held
+    # and sent as one statement (a region with fewer than ``STAGE_FROM`` renewals).
+    monkeypatch.setattr(sqlrows, "STAGE_FROM", stage_from)
     for s in (w.g, *w.others):
         saturated(s)
     t0 = timezone.now()
@@ -382,6 +388,79 @@ def test_a_staged_update_looks_its_rows_up_by_key(w: World) -> None:
         indexes = [row[0] for row in cursor.fetchall()]
     assert len(indexes) == 1
     assert re.search(r"CREATE INDEX .* USING btree \(id\)$", indexes[0]), indexes
+
+
+@pytest.mark.parametrize("stage_from", [1, 10_000])
+def test_a_staged_update_sets_only_the_changed_fields_streamed_or_held(
+    w: World, monkeypatch: pytest.MonkeyPatch, stage_from: int
+) -> None:
+    """``StagedUpdate``: each row sets the masked fields its ``changed`` names (a changed
+    ``None`` too) and every ``always`` field; the rest keep what they hold. The same whether
+    the rows stream by COPY while the block runs (``stage_from`` 1) or are held and sent as
+    ``update_rows`` would (10,000)."""
+    monkeypatch.setattr(sqlrows, "STAGE_FROM", stage_from)
+    opened: list[int] = []
+    open_copy = sqlrows._open_copy
+
+    def recording(cursor: Any, sql: str) -> Any:
+        opened.append(len(added))
+        return open_copy(cursor, sql)
+
+    monkeypatch.setattr(sqlrows, "_open_copy", recording)
+    now = timezone.now()
+    pks = sqlrows.copy_insert(m.Alert, _alert_columns(w, 4, now))
+    before = {
+        pk: m.Alert.objects.values_list("title", "message", "figures").get(pk=pk) for pk in pks
+    }
+    later = now + timedelta(minutes=3)
+    rows = [
+        (pks[0], ("new title", "new message", {"x": 1}), (0, 1, 2)),
+        (pks[1], ("ignored", "new message 1", None), (1,)),
+        (pks[2], ("new title 2", "ignored", {"y": [1.5, None]}), (0, 2)),
+        (pks[3], ("ignored", "ignored", None), ()),
+    ]
+    added: list[int] = []
+    with sqlrows.StagedUpdate(
+        m.Alert, "id", ("title", "message", "figures"), ("last_seen_at",)
+    ) as staged:
+        for pk, values, changed in rows:
+            staged.add(pk, values, changed, (later,))
+            added.append(pk)
+    stored = [
+        m.Alert.objects.values_list("title", "message", "figures", "last_seen_at").get(pk=pk)
+        for pk in pks
+    ]
+    assert stored == [
+        ("new title", "new message", {"x": 1}, later),
+        (before[pks[1]][0], "new message 1", before[pks[1]][2], later),
+        ("new title 2", before[pks[2]][1], {"y": [1.5, None]}, later),
+        (*before[pks[3]], later),
+    ]
+    # Streamed: the COPY opened at the first row, while the block was still making rows.
+    assert opened == ([0] if stage_from == 1 else [])
+
+
+def test_an_error_while_rows_stream_abandons_the_copy_and_rolls_back(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import transaction
+
+    monkeypatch.setattr(sqlrows, "STAGE_FROM", 1)
+    pks = sqlrows.copy_insert(m.Alert, _alert_columns(w, 2, timezone.now()))
+
+    def failing_words() -> None:
+        with (
+            transaction.atomic(),
+            sqlrows.StagedUpdate(m.Alert, "id", ("title",), ()) as staged,
+        ):
+            staged.add(pks[0], ("written?",), (0,), ())
+            raise RuntimeError("words failed")
+
+    with pytest.raises(RuntimeError, match="words failed"):
+        failing_words()
+    # The COPY ended with the error, the savepoint rolled back, the connection works.
+    assert "written?" not in m.Alert.objects.filter(pk__in=pks).values_list("title", flat=True)
+    assert sqlrows.update_rows(m.Alert, "id", pks[:1], {"title": ["after"]}) == 1
 
 
 def _in_pipeline_mode() -> bool:
