@@ -54,14 +54,21 @@ def test_the_web_stops_inside_its_grace_period(hub: Manifests) -> None:
     )
 
 
+def _web_rendered_with(helm: str, tmp_path: Path, values: str) -> dict[str, Any]:
+    """The web container the chart renders with ``values`` (YAML) over its own."""
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(values, encoding="utf-8")
+    (web,) = render(helm, HUB_CHART, [extra]).pod("web").containers
+    return web
+
+
 def test_the_server_values_reach_the_launcher(helm: str, tmp_path: Path) -> None:
-    extra = tmp_path / "server.yaml"
-    extra.write_text(
+    web = _web_rendered_with(
+        helm,
+        tmp_path,
         "web:\n  server:\n    workers: 6\n    backpressure: 32\n    workersLifetime: 3600\n"
         "    accessLog: false\n    keepaliveRequests: 100\n    statementTimeout: 0\n",
-        encoding="utf-8",
     )
-    (web,) = render(helm, HUB_CHART, [extra]).pod("web").containers
     options = parse_options(web["command"][3:], env_of(web))
     assert (options.workers, options.backpressure) == (6, 32)
     assert options.workers_lifetime == 3600
@@ -74,13 +81,12 @@ def test_numbers_of_a_million_or_more_reach_the_processes_as_whole_numbers(
     helm: str, tmp_path: Path
 ) -> None:
     # Helm reads YAML numbers as floats; toString alone would write 1000000 as "1e+06".
-    extra = tmp_path / "big.yaml"
-    extra.write_text(
+    web = _web_rendered_with(
+        helm,
+        tmp_path,
         "web:\n  server:\n    workersLifetime: 1000000\n    keepaliveRequests: 2500000\n"
         "django:\n  extraEnv:\n    HUB_SOME_LIMIT: 5000000\n    HUB_SOME_RATIO: 0.25\n",
-        encoding="utf-8",
     )
-    (web,) = render(helm, HUB_CHART, [extra]).pod("web").containers
     env = env_of(web)
     options = parse_options(web["command"][3:], env)
     assert (options.workers_lifetime, options.keepalive_requests) == (1_000_000, 2_500_000)
