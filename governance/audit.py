@@ -22,16 +22,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections, models, router
+from django.db import connections, models, router
 from django.http import HttpRequest, HttpResponse
 
-from governance import durability
+from governance import durability, transient
 from governance.models import AuditEvent
 
 logger = logging.getLogger("governance.audit")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-AUDIT_RETRY_AFTER_SECONDS = 5
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
 
@@ -235,7 +234,9 @@ class AuditMiddleware:
     Placed after ``AuthenticationMiddleware``. DRF authenticates inside the view and sets the
     user back on the Django request, so token-authenticated callers are named too. If the
     event cannot be written the response is replaced: an unaudited read is not served. A
-    database that cannot answer makes it a 503 with ``Retry-After``; any other failure a 500.
+    read the database cannot take the event of for now gets a 503 with ``Retry-After``
+    (``governance.transient``); any other failure, and any change (already made by its
+    view: a retry would repeat it), a 500.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -266,24 +267,26 @@ class AuditMiddleware:
                 status_code=response.status_code,
                 durable=_durable(request, context),
             )
-        except (OperationalError, InterfaceError) as exc:
-            # The database cannot take the event (restarting, refusing connections, the
-            # statement timed out): the request is not served, and the client may retry.
-            logger.warning(
-                "audit event not written for %s %s: database unavailable: %s",
-                request.method,
-                request.path,
-                exc,
-            )
-            unavailable = HttpResponse(
-                "audit unavailable: the request was not served; try again shortly",
-                status=503,
-                content_type="text/plain; charset=utf-8",
-            )
-            unavailable["Retry-After"] = str(AUDIT_RETRY_AFTER_SECONDS)
-            unavailable[REQUEST_ID_HEADER] = rid
-            return unavailable
-        except Exception:
+        except Exception as exc:
+            if request.method in _READ_METHODS and transient.unavailable_message(exc):
+                # The database cannot take the event for now (restarting, refusing
+                # connections, the statement timed out): the read is not served, and the
+                # client may ask again. A change has already been made by its view, so it
+                # is not invited to repeat it: that stays a 500.
+                logger.warning(
+                    "audit event not written for %s %s: database unavailable: %s",
+                    request.method,
+                    request.path,
+                    exc,
+                )
+                unavailable = HttpResponse(
+                    "audit unavailable: the request was not served; try again shortly",
+                    status=503,
+                    content_type="text/plain; charset=utf-8",
+                )
+                unavailable["Retry-After"] = str(transient.RETRY_AFTER_SECONDS)
+                unavailable[REQUEST_ID_HEADER] = rid
+                return unavailable
             logger.exception("audit event not written for %s %s", request.method, request.path)
             return HttpResponse("audit unavailable", status=500, content_type="text/plain")
         return response

@@ -1,12 +1,12 @@
-"""When the database cannot answer a request: a 503 with a message and ``Retry-After``.
+"""When the database cannot answer a request for now: a 503 with a message and
+``Retry-After``.
 
-A statement cancelled by the statement timeout (hub/pgbackend/timeouts.py) or by an operator,
-a lock wait that gave up, a server that is restarting, full or refusing connections: none is
-the client's fault or a bug, and the client can try again. Django raises each as its
-``OperationalError`` (or ``InterfaceError`` for a connection already gone), with psycopg's
-error as the cause. DRF views answer through ``hub.api.exceptions``; every other view (the
-ops-center pages, the admin) through ``DatabaseUnavailableMiddleware``. Anything else stays
-what it is: a bug is still a 500 and still reported.
+A statement cancelled by the statement timeout (hub/pgbackend/timeouts.py), a lock wait that
+gave up, a server restarting or refusing connections, a lost connection, a serialisation
+conflict or a deadlock (``governance.transient`` decides, by SQLSTATE): none is the client's
+fault or a bug, and the client can try again. Any other database error stays a 500,
+reported with its traceback. DRF views answer through ``hub.api.exceptions``; every other
+view (the ops-center pages, the admin) through ``DatabaseUnavailableMiddleware``.
 """
 
 from __future__ import annotations
@@ -14,26 +14,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
-from psycopg import errors
+
+from governance.transient import RETRY_AFTER_SECONDS, unavailable_message
 
 logger = logging.getLogger("hub.database")
-
-RETRY_AFTER_SECONDS = 5
-TIMED_OUT = "The database did not answer in time; try again shortly."
-UNAVAILABLE = "The database is unavailable; try again shortly."
-
-
-def unavailable_message(exc: BaseException) -> str | None:
-    """What to tell the client when ``exc`` means the database could not answer; None when
-    it means something else."""
-    if not isinstance(exc, OperationalError | InterfaceError):
-        return None
-    cause = exc.__cause__
-    if isinstance(cause, errors.QueryCanceled | errors.LockNotAvailable):
-        return TIMED_OUT
-    return UNAVAILABLE
 
 
 def log_unavailable(request: HttpRequest, exc: BaseException) -> None:

@@ -17,7 +17,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from hub.database_unavailable import RETRY_AFTER_SECONDS, log_unavailable, unavailable_message
+from governance.transient import RETRY_AFTER_SECONDS, unavailable_message
+from hub.database_unavailable import log_unavailable
 from hub.registry.services import RegistryError
 
 

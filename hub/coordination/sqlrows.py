@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import zlib
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
@@ -261,12 +262,15 @@ class StagedUpdate:
     table as they come, so the server parses each while the caller makes the next (a
     load-balancing minute rewrites the words of thousands of renewals, ≈ 100 µs each, and a
     COPY after the last one kept the process waiting ≈ 140 ms for the server), and the
-    ``UPDATE … FROM`` it is sent at ``finish`` (ahead, inside ``sent_ahead``). Fewer rows go
-    as ``update_rows`` would send them, one statement per set of changed fields.
+    ``UPDATE … FROM`` it is sent at the end of the block (ahead, inside ``sent_ahead``).
+    Fewer rows go as ``update_rows`` would send them, one statement per set of changed
+    fields.
 
-    Use it as a context manager around the loop that makes the rows: while its ``COPY`` is
-    open no other statement may run on the connection; an exception in the block abandons
-    the ``COPY`` (and with it the transaction)."""
+    Use it as a context manager around the loop that makes the rows, inside a transaction
+    (the stage is dropped at commit; one is opened if there is none). While its ``COPY`` is
+    open no other statement can run on the connection (psycopg holds the connection's lock:
+    it would wait for ever), so one sent through Django raises instead; an exception in the
+    block abandons the ``COPY`` and rolls the transaction back."""
 
     def __init__(
         self,
@@ -281,26 +285,36 @@ class StagedUpdate:
         self.masked, self.always = tuple(masked), tuple(always)
         self._held: list[tuple[Any, tuple[Any, ...], tuple[int, ...], tuple[Any, ...]]] = []
         self._columns = [_column(model, f) for f in (key, *self.masked, *self.always)]
-        self._stack: ExitStack | None = None
+        self._tx: Any = None  # the transaction the stage lives in, once streaming
+        self._stack: ExitStack | None = None  # the cursor and its open COPY
         self._write: Any = None
         self._times: dict[datetime, str] = {}
-        self._stage = f"_renew_{model._meta.db_table}"
+        # One stage per table and list of columns: another StagedUpdate of the same model
+        # with other fields, in the same transaction, gets a table of its own shape.
+        names = ",".join(c for c, _ in self._columns)
+        self._stage = f"_renew_{model._meta.db_table}_{zlib.crc32(names.encode()):08x}"
 
     def __enter__(self) -> StagedUpdate:
         return self
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
         stack, self._stack, self._write = self._stack, None, None
-        if kind is not None:
-            if stack is not None:
+        tx, self._tx = self._tx, None
+        if stack is None:  # never streamed
+            if kind is None:
+                self._send_held()
+            return
+        try:
+            if kind is not None:
                 stack.__exit__(kind, exc, tb)  # psycopg ends the COPY with an error
-            return
-        if stack is None:
-            self._send_held()
-            return
-        with connection.wrap_database_errors:
-            stack.close()  # the COPY's end: the server has parsed most rows by now
-        self._apply_stage()
+            else:
+                with connection.wrap_database_errors:
+                    stack.close()  # the COPY's end: the server has parsed most rows by now
+                self._apply_stage()
+        except BaseException as error:
+            tx.__exit__(type(error), error, error.__traceback__)
+            raise
+        tx.__exit__(kind, exc, tb)
 
     def add(
         self,
@@ -312,7 +326,8 @@ class StagedUpdate:
         """One row: ``changed`` holds the positions (in ``masked``) of the fields to set."""
         row = (key, tuple(masked), tuple(changed), tuple(always))
         if self._write is not None:
-            self._write(self._copy_row(row))
+            with connection.wrap_database_errors:
+                self._write(self._copy_row(row))
             return
         self._held.append(row)
         if len(self._held) >= STAGE_FROM:
@@ -350,6 +365,8 @@ class StagedUpdate:
         table, stage = self.model._meta.db_table, self._stage
         names = [c for c, _ in self._columns]
         settle()  # COPY is not allowed while statements are in flight
+        tx = transaction.atomic(savepoint=False)
+        tx.__enter__()
         stack = ExitStack()
         try:
             cursor = stack.enter_context(connection.cursor())
@@ -360,20 +377,22 @@ class StagedUpdate:
             )
             # Keyed, for the same reason as ``_update_staged``'s stage.
             cursor.execute(
-                f"CREATE INDEX IF NOT EXISTS {qn(f'{stage}_{names[0]}')} ON {qn(stage)} "
-                f"({qn(names[0])})"
+                f"CREATE INDEX IF NOT EXISTS {qn(f'{stage}_key')} ON {qn(stage)} ({qn(names[0])})"
             )
             columns = ", ".join(qn(c) for c in [*names, "_changed"])
-            copy = stack.enter_context(
-                _open_copy(cursor.cursor, f"COPY {qn(stage)} ({columns}) FROM STDIN")
-            )
-        except BaseException:
-            stack.close()
+            with connection.wrap_database_errors:
+                copy = stack.enter_context(
+                    _open_copy(cursor.cursor, f"COPY {qn(stage)} ({columns}) FROM STDIN")
+                )
+            stack.enter_context(connection.execute_wrapper(_refuse_while_copying))
+            with connection.wrap_database_errors:
+                for row in self._held:
+                    copy.write_row(self._copy_row(row))
+        except BaseException as error:
+            stack.__exit__(type(error), error, error.__traceback__)
+            tx.__exit__(type(error), error, error.__traceback__)
             raise
-        self._stack, self._write = stack, copy.write_row
-        held, self._held = self._held, []
-        for row in held:
-            self._write(self._copy_row(row))
+        self._tx, self._stack, self._write, self._held = tx, stack, copy.write_row, []
 
     def _apply_stage(self) -> None:
         qn = connection.ops.quote_name
@@ -412,6 +431,13 @@ class StagedUpdate:
                     **{f: [r[3][i] for r in rows] for i, f in enumerate(self.always)},
                 },
             )
+
+
+def _refuse_while_copying(*args: Any) -> Any:
+    raise RuntimeError(
+        "a statement while a StagedUpdate streams its rows by COPY: it would wait for ever "
+        "(make the rows without reading the database, or read before the block)"
+    )
 
 
 def insert_rows(

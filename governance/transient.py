@@ -1,0 +1,51 @@
+"""Which database errors mean "try again": the server could not answer for now.
+
+A statement cancelled by the statement timeout or by an operator, a lock wait that gave up,
+a server that is restarting or refusing connections, a connection lost, a transaction that
+lost a serialisation conflict or a deadlock. Django raises each as its ``OperationalError``
+(or ``InterfaceError`` for a connection already gone), with psycopg's error as the cause;
+which ones count is decided by the cause's SQLSTATE (``TRANSIENT``), since psycopg also
+raises a wrong password, a statement too complex or a full disk as ``OperationalError``,
+and those are not the client's to retry. Used by the audit middleware and by the hub's
+answers (``hub.database_unavailable``).
+"""
+
+from __future__ import annotations
+
+from django.db import InterfaceError, OperationalError
+from psycopg import errors
+
+RETRY_AFTER_SECONDS = 5
+TIMED_OUT = "The database did not answer in time; try again shortly."
+UNAVAILABLE = "The database is unavailable; try again shortly."
+CONFLICTED = "The request met a conflicting change in the database; try again."
+
+# SQLSTATE of the causes that mean "try again", by the message the client gets: class 08
+# (connection exception) and 57P (the server shutting down, starting, or crashed), as
+# their class or code; the rest by code.
+TRANSIENT = {
+    "08": UNAVAILABLE,
+    "57P": UNAVAILABLE,
+    "53300": UNAVAILABLE,  # too many connections
+    "57014": TIMED_OUT,  # statement cancelled: the statement timeout, or an operator
+    "55P03": TIMED_OUT,  # lock not available (lock_timeout, NOWAIT)
+    "40001": CONFLICTED,  # serialisation failure
+    "40P01": CONFLICTED,  # deadlock detected
+}
+
+
+def unavailable_message(exc: BaseException) -> str | None:
+    """What to tell the client when ``exc`` means the database could not answer for now;
+    None when it means something else (a bug, a misconfiguration: a 500)."""
+    if isinstance(exc, InterfaceError):
+        return UNAVAILABLE  # the connection is gone
+    if not isinstance(exc, OperationalError):
+        return None
+    cause = exc.__cause__
+    if not isinstance(cause, errors.Error):
+        return None
+    code = cause.sqlstate
+    if code is None:
+        # No answer from a server at all: connecting failed, or the connection broke.
+        return UNAVAILABLE if isinstance(cause, errors.OperationalError) else None
+    return TRANSIENT.get(code) or TRANSIENT.get(code[:3]) or TRANSIENT.get(code[:2])
