@@ -25,6 +25,7 @@ from governance.access import scope_for
 from governance.api import serializers as s
 from governance.api.governed import GovernedViewSetMixin
 from governance.models import AuditEvent, ErasureRequest, RetentionRun, SharingPolicy
+from governance.paging import AuditCursorPagination
 
 
 class ConflictError(APIException):
@@ -87,6 +88,9 @@ class AuditEventViewSet(GovernedViewSetMixin, viewsets.ReadOnlyModelViewSet[Audi
 
     queryset = AuditEvent.objects.all()
     serializer_class = s.AuditEventOut
+    # By cursor: the log grows by a row a request, and counting it for offset pages would
+    # outgrow the web's statement timeout (governance/paging.py).
+    pagination_class = AuditCursorPagination
     governance_actions = {  # noqa: RUF012 (read-only mapping)
         "list": "read_audit",
         "retrieve": "read_audit",

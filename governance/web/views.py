@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -36,6 +35,7 @@ from governance.models import (
     RetentionRun,
     SharingPolicy,
 )
+from governance.paging import CappedPaginator
 from governance.web import forms
 from governance.web import selectors as screens
 
@@ -697,7 +697,7 @@ class AuditListView(GovernedScreen):
     def get(self, request: HttpRequest) -> HttpResponse:
         form, search = _audit_query(request)
         qs = screens.audit_search(user=request.user, search=search)
-        page = Paginator(qs, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+        page = CappedPaginator(qs, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
         return render(
             request,
             "governance/web/audit_list.html",
