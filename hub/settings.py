@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",  # intcomma: counts on the governance screens
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",

@@ -38,13 +38,14 @@ def test_the_count_stops_at_the_cap_in_one_bounded_query() -> None:
 def test_the_screen_says_more_than_the_cap_and_how_to_see_older_events(
     client: Client, make_user: UserFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(paging, "AUDIT_COUNT_CAP", 10)
-    _events(12)
+    monkeypatch.setattr(paging, "AUDIT_COUNT_CAP", 1000)
+    _events(1002)
     client.force_login(make_user(Role.AUDITOR))
     page = client.get(reverse("govweb:audit"), {"action": "test.paging"}).content.decode()
-    assert "More than 10 events" in page
-    assert "Page 1 of 1+" in page
-    assert "set “until” to see older ones" in page
+    assert "More than 1,000 events" in page
+    assert "Page 1 of 20+" in page
+    last = client.get(reverse("govweb:audit"), {"action": "test.paging", "page": "20"})
+    assert "set “To (UTC)” to see older ones" in last.content.decode()
 
 
 def test_the_api_pages_the_log_by_cursor_newest_first(
