@@ -54,7 +54,7 @@ def test_the_api_pages_the_log_by_cursor_newest_first(
     _events(5)
     client = APIClient()
     client.force_authenticate(make_user(Role.AUDITOR))
-    first = client.get("/api/v1/governance/audit-events/", {"action": "test.paging", "limit": 2})
+    first = client.get("/api/v1/governance/audit-events/", {"action": "test.paging", "limit": "2"})
     assert first.status_code == 200
     body = first.json()
     assert "count" not in body  # nothing counted

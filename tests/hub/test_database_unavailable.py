@@ -18,14 +18,21 @@ from tests.hub.support import enrolled_site
 from tests.hub.web.board_fixtures import make_user, seed_region
 from tests.pglock import statement_timeout, table_locked
 
+BEAT = {"agent_version": "t", "feeds": [], "policy_version": 1, "outbox_backlog": 0}
+
+
+def _site_agent() -> tuple[APIClient, dict[str, object]]:
+    """An enrolled site agent's API client, and a heartbeat for it to send."""
+    _, _, credential = enrolled_site()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {credential}")
+    return client, dict(BEAT)
+
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_api_statement_that_times_out_is_a_503_with_retry_after_and_is_audited() -> None:
-    _, _, credential = enrolled_site()
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {credential}")
-    beat = {"agent_version": "t", "feeds": [], "policy_version": 1, "outbox_backlog": 0}
+    client, beat = _site_agent()
     # The heartbeat's UPDATE waits behind the lock until the timeout cancels it.
     with table_locked("registry_siteagent", "EXCLUSIVE"), statement_timeout(300):
         started = time.monotonic()
@@ -64,10 +71,7 @@ def test_a_page_whose_statement_times_out_is_a_503_page() -> None:
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_change_whose_audit_event_cannot_be_written_is_a_500_not_an_invitation_to_retry() -> None:
-    _, _, credential = enrolled_site()
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {credential}")
-    beat = {"agent_version": "t", "feeds": [], "policy_version": 1, "outbox_backlog": 0}
+    client, beat = _site_agent()
     # The heartbeat is stored; its event waits behind the lock until the timeout.
     with table_locked("governance_auditevent", "EXCLUSIVE"), statement_timeout(300):
         response = client.post("/api/v1/site/heartbeat/", beat, format="json")
