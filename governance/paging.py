@@ -23,14 +23,23 @@ class CappedPaginator(Paginator):
     """Django's paginator, counting at most ``cap`` rows (``count`` is then ``cap`` and
     ``capped`` is true): one bounded query, however long the log."""
 
-    def __init__(self, object_list: Any, per_page: int, cap: int | None = None) -> None:
-        super().__init__(object_list, per_page)
+    def __init__(
+        self,
+        object_list: Any,
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+        *,
+        cap: int | None = None,
+    ) -> None:
+        super().__init__(object_list, per_page, orphans, allow_empty_first_page)
         self.cap = AUDIT_COUNT_CAP if cap is None else cap
 
     @cached_property
     def _bounded(self) -> int:
-        head: Any = self.object_list[: self.cap + 1]  # a queryset: one count(*) over a LIMIT
-        return int(head.count())
+        # A queryset: one count(*) over a LIMIT, unordered so any scan may stop early.
+        queryset: Any = self.object_list
+        return int(queryset.order_by()[: self.cap + 1].count())
 
     @cached_property
     def count(self) -> int:

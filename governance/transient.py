@@ -34,11 +34,18 @@ TRANSIENT = {
 }
 
 
+# In those classes but not worth a retry: a protocol violation (a client bug), a dropped
+# database.
+NOT_TRANSIENT = frozenset({"08P01", "57P04"})
+
+
 def unavailable_message(exc: BaseException) -> str | None:
     """What to tell the client when ``exc`` means the database could not answer for now;
     None when it means something else (a bug, a misconfiguration: a 500)."""
     if isinstance(exc, InterfaceError):
-        return UNAVAILABLE  # the connection is gone
+        # The connection is gone (Django's "connection already closed", psycopg's "the
+        # connection is closed"); a closed cursor is a bug.
+        return UNAVAILABLE if "connection" in str(exc) else None
     if not isinstance(exc, OperationalError):
         return None
     cause = exc.__cause__
@@ -46,6 +53,17 @@ def unavailable_message(exc: BaseException) -> str | None:
         return None
     code = cause.sqlstate
     if code is None:
-        # No answer from a server at all: connecting failed, or the connection broke.
+        # No SQLSTATE: no answer from a server at all. Connecting failed (the server down,
+        # or refusing this client: a wrong password or pg_hba.conf, which psycopg reports
+        # the same way; ``without_sqlstate`` tells the log) or the connection broke.
         return UNAVAILABLE if isinstance(cause, errors.OperationalError) else None
+    if code in NOT_TRANSIENT:
+        return None
     return TRANSIENT.get(code) or TRANSIENT.get(code[:3]) or TRANSIENT.get(code[:2])
+
+
+def without_sqlstate(exc: BaseException) -> bool:
+    """Whether a transient ``exc`` came with no SQLSTATE (a connection that could not be
+    made or broke): possibly a misconfiguration, to be logged with its traceback."""
+    cause = exc.__cause__
+    return isinstance(cause, errors.Error) and cause.sqlstate is None

@@ -16,12 +16,20 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from governance.transient import RETRY_AFTER_SECONDS, unavailable_message
+from governance.transient import RETRY_AFTER_SECONDS, unavailable_message, without_sqlstate
 
 logger = logging.getLogger("hub.database")
 
 
 def log_unavailable(request: HttpRequest, exc: BaseException) -> None:
+    """One line for a timeout or a conflict; a connection that could not be made (a server
+    down, or a wrong password: psycopg says which only in its message) with its traceback
+    at ERROR, so that a misconfiguration is not mistaken for an outage."""
+    if without_sqlstate(exc):
+        logger.error(
+            "database could not be reached for %s %s", request.method, request.path, exc_info=exc
+        )
+        return
     logger.warning(
         "database could not answer %s %s: %s",
         request.method,

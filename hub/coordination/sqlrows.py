@@ -306,7 +306,8 @@ class StagedUpdate:
             return
         try:
             if kind is not None:
-                stack.__exit__(kind, exc, tb)  # psycopg ends the COPY with an error
+                with connection.wrap_database_errors:
+                    stack.__exit__(kind, exc, tb)  # psycopg ends the COPY with an error
             else:
                 with connection.wrap_database_errors:
                     stack.close()  # the COPY's end: the server has parsed most rows by now
@@ -389,7 +390,8 @@ class StagedUpdate:
                 for row in self._held:
                     copy.write_row(self._copy_row(row))
         except BaseException as error:
-            stack.__exit__(type(error), error, error.__traceback__)
+            with connection.wrap_database_errors:
+                stack.__exit__(type(error), error, error.__traceback__)
             tx.__exit__(type(error), error, error.__traceback__)
             raise
         self._tx, self._stack, self._write, self._held = tx, stack, copy.write_row, []

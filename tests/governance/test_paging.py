@@ -61,3 +61,33 @@ def test_the_api_pages_the_log_by_cursor_newest_first(
     assert [e["target"] for e in body["results"]] == ["row-4", "row-3"]
     second = client.get(body["next"]).json()
     assert [e["target"] for e in second["results"]] == ["row-2", "row-1"]
+
+
+def test_the_screens_action_picker_reads_only_the_newest_events(
+    make_user: UserFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from governance.web import selectors as screens
+
+    monkeypatch.setattr(screens, "ACTION_NAMES_FROM", 3)
+    _events(3, action="test.old")
+    _events(3, action="test.new")
+    with CaptureQueriesContext(connection) as q:
+        names = screens.audit_action_names(user=make_user(Role.AUDITOR))
+    assert names == ["test.new"]
+    (sql,) = [x["sql"] for x in q.captured_queries if "DISTINCT" in x["sql"]]
+    assert "LIMIT 3" in sql
+
+
+def test_the_admin_lists_the_log_without_counting_it(
+    client: Client, django_user_model: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paging, "AUDIT_COUNT_CAP", 5)
+    _events(8)
+    admin = django_user_model.objects.create_superuser("audit-admin", password=None)
+    client.force_login(admin)
+    with CaptureQueriesContext(connection) as q:
+        response = client.get("/admin/governance/auditevent/")
+    assert response.status_code == 200
+    counts = [x["sql"] for x in q.captured_queries if "COUNT(" in x["sql"].upper()]
+    assert counts
+    assert all("LIMIT 6" in sql for sql in counts if "governance_auditevent" in sql), counts

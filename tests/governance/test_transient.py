@@ -34,6 +34,8 @@ def test_a_server_gone_or_refusing_is_unavailable() -> None:
     assert unavailable_message(_from(errors.AdminShutdown("terminating"))) == UNAVAILABLE
     closed = psycopg.InterfaceError("the connection is closed")
     assert unavailable_message(_from(closed, InterfaceError)) == UNAVAILABLE
+    cursor = psycopg.InterfaceError("the cursor is closed")  # a bug, not an outage
+    assert unavailable_message(_from(cursor, InterfaceError)) is None
 
 
 def test_anything_else_keeps_its_own_answer() -> None:
@@ -58,6 +60,8 @@ def test_anything_else_keeps_its_own_answer() -> None:
         ("54001", None),  # statement too complex
         ("53100", None),  # disk full
         ("55000", None),  # object not in prerequisite state
+        ("08P01", None),  # protocol violation: a client bug
+        ("57P04", None),  # the database dropped
     ],
 )
 def test_by_sqlstate(sqlstate: str, message: str | None) -> None:
