@@ -3,6 +3,8 @@ pages by cursor."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -79,7 +81,7 @@ def test_the_screens_action_picker_reads_only_the_newest_events(
 
 
 def test_the_admin_lists_the_log_without_counting_it(
-    client: Client, django_user_model: type, monkeypatch: pytest.MonkeyPatch
+    client: Client, django_user_model: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(paging, "AUDIT_COUNT_CAP", 5)
     _events(8)
