@@ -279,12 +279,9 @@ class AuditMiddleware:
                     request.path,
                     exc,
                 )
-                unavailable = HttpResponse(
-                    "audit unavailable: the request was not served; try again shortly",
-                    status=503,
-                    content_type="text/plain; charset=utf-8",
+                unavailable = transient.unavailable_response(
+                    "audit unavailable: the request was not served; try again shortly"
                 )
-                unavailable["Retry-After"] = str(transient.RETRY_AFTER_SECONDS)
                 unavailable[REQUEST_ID_HEADER] = rid
                 return unavailable
             logger.exception("audit event not written for %s %s", request.method, request.path)

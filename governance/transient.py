@@ -13,6 +13,7 @@ answers (``hub.database_unavailable``).
 from __future__ import annotations
 
 from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse
 from psycopg import errors
 
 RETRY_AFTER_SECONDS = 5
@@ -67,3 +68,10 @@ def without_sqlstate(exc: BaseException) -> bool:
     made or broke): possibly a misconfiguration, to be logged with its traceback."""
     cause = exc.__cause__
     return isinstance(cause, errors.Error) and cause.sqlstate is None
+
+
+def unavailable_response(message: str) -> HttpResponse:
+    """The plain-text 503 a page (or a read whose audit event cannot be written) answers."""
+    response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from governance.transient import RETRY_AFTER_SECONDS, unavailable_message, without_sqlstate
+from governance.transient import unavailable_message, unavailable_response, without_sqlstate
 
 logger = logging.getLogger("hub.database")
 
@@ -53,6 +53,4 @@ class DatabaseUnavailableMiddleware:
         if message is None:
             return None
         log_unavailable(request, exc)
-        response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return unavailable_response(message)
