@@ -68,7 +68,8 @@ load_env() {
     source "$LOCAL/env"
 }
 
-# Whether something on this machine accepts connections on loopback port $1.
+# Whether something on this machine accepts connections on loopback port $1 (scripts/services
+# checks its own ports with it, scripts/demo through port_free_for).
 port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
